@@ -1,0 +1,1 @@
+"""The spanledger collector: OTLP/gRPC in, ClickHouse out."""

@@ -1,0 +1,136 @@
+"""Every attribute name spanledger writes or reads, in one place.
+
+The OpenTelemetry GenAI conventions are still "development" upstream and have
+already renamed keys once (``gen_ai.system`` -> ``gen_ai.provider.name``,
+``gen_ai.usage.prompt_tokens`` -> ``gen_ai.usage.input_tokens``).  Keeping the
+names here means a rename touches one file, and the collector's normalizer can
+accept the old spellings on the way in (see ``ACCEPTED_SPELLINGS``).
+
+Where no convention exists, spanledger uses its own documented namespace,
+``spanledger.*`` (see docs/attributes.md).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- OpenTelemetry GenAI semantic conventions -------------------------------
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+GEN_AI_AGENT_ID: Final = "gen_ai.agent.id"
+GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
+GEN_AI_TOOL_TYPE: Final = "gen_ai.tool.type"
+GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+GEN_AI_TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
+GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
+ERROR_TYPE: Final = "error.type"
+
+# gen_ai.operation.name values
+OP_CHAT: Final = "chat"
+OP_TEXT_COMPLETION: Final = "text_completion"
+OP_EMBEDDINGS: Final = "embeddings"
+OP_EXECUTE_TOOL: Final = "execute_tool"
+OP_INVOKE_AGENT: Final = "invoke_agent"
+OP_CREATE_AGENT: Final = "create_agent"
+
+# --- Deprecated / foreign spellings the collector accepts --------------------
+GEN_AI_SYSTEM_DEPRECATED: Final = "gen_ai.system"
+GEN_AI_USAGE_PROMPT_TOKENS_DEPRECATED: Final = "gen_ai.usage.prompt_tokens"
+GEN_AI_USAGE_COMPLETION_TOKENS_DEPRECATED: Final = "gen_ai.usage.completion_tokens"
+# OpenInference (Arize)
+OI_SPAN_KIND: Final = "openinference.span.kind"
+OI_MODEL_NAME: Final = "llm.model_name"
+OI_PROVIDER: Final = "llm.provider"
+OI_SYSTEM: Final = "llm.system"
+OI_TOKEN_PROMPT: Final = "llm.token_count.prompt"
+OI_TOKEN_COMPLETION: Final = "llm.token_count.completion"
+OI_TOKEN_CACHE_READ: Final = "llm.token_count.prompt_details.cache_read"
+OI_TOKEN_CACHE_WRITE: Final = "llm.token_count.prompt_details.cache_write"
+OI_TOKEN_REASONING: Final = "llm.token_count.completion_details.reasoning"
+OI_TOOL_NAME: Final = "tool.name"
+OI_SESSION_ID: Final = "session.id"
+OI_USER_ID: Final = "user.id"
+# OpenLLMetry / Traceloop
+TL_SPAN_KIND: Final = "traceloop.span.kind"
+TL_ENTITY_NAME: Final = "traceloop.entity.name"
+TL_USAGE_PROMPT: Final = "llm.usage.prompt_tokens"
+TL_USAGE_COMPLETION: Final = "llm.usage.completion_tokens"
+TL_USAGE_CACHE_READ: Final = "gen_ai.usage.cache_read_input_tokens"
+TL_USAGE_CACHE_CREATION: Final = "gen_ai.usage.cache_creation_input_tokens"
+TL_USAGE_REASONING: Final = "llm.usage.reasoning_tokens"
+
+# --- spanledger's own namespace ----------------------------------------------
+# What kind of activity a span records; one of ActivityKind in activities.
+ACTIVITY_TYPE: Final = "spanledger.activity.type"
+ACTIVITY_DESCRIPTION: Final = "spanledger.activity.description"
+SEVERITY: Final = "spanledger.severity"  # info | success | warning | error | critical
+STATUS: Final = "spanledger.status"  # started | in_progress | completed | paused | failed | conflict
+AGENT_TYPE: Final = "spanledger.agent.type"
+TASK_ID: Final = "spanledger.task.id"
+PROGRESS_PERCENT: Final = "spanledger.progress.percent"
+CONFLICT_REASON: Final = "spanledger.conflict.reason"
+
+# Identities inherited by every span under a scope (see context.associate()).
+USER_ID: Final = "spanledger.user.id"
+SESSION_ID: Final = "spanledger.session.id"
+PROJECT_ID: Final = "spanledger.project.id"
+TICKET_ID: Final = "spanledger.ticket.id"
+REQUEST_ID: Final = "spanledger.request.id"
+ENVIRONMENT: Final = "spanledger.environment"
+TENANT_ID: Final = "spanledger.tenant.id"  # set by the collector from the auth token, never trusted from spans
+
+# Tickets
+TICKET_OPERATION: Final = "spanledger.ticket.operation"  # create | update | assign | close | delete
+TICKET_CHANGED_FIELDS: Final = "spanledger.ticket.changed_fields"
+TICKET_ASSIGNEE: Final = "spanledger.ticket.assignee"
+
+# Project actions
+PROJECT_ACTION_TYPE: Final = "spanledger.project.action"
+PROJECT_ACTION_DETAILS: Final = "spanledger.project.action_details"
+
+# Conversations
+CONVERSATION_SEQUENCE: Final = "spanledger.conversation.sequence"
+CONVERSATION_ACTIVITY: Final = "spanledger.conversation.activity"
+MCP_SERVER: Final = "spanledger.mcp.server"
+
+# Product analytics events
+EVENT_CATEGORY: Final = "spanledger.event.category"
+EVENT_ACTION: Final = "spanledger.event.action"
+ENTITY_TYPE: Final = "spanledger.entity.type"
+ENTITY_ID: Final = "spanledger.entity.id"
+DEVICE_TYPE: Final = "spanledger.device.type"
+DURATION_MS: Final = "spanledger.duration_ms"
+
+# Tokens and cost.  Costs travel as decimal *strings* so they stay exact.
+TOKENS_SOURCE: Final = "spanledger.tokens.source"  # provider | tiktoken | estimate
+COST_INPUT_USD: Final = "spanledger.cost.input_usd"
+COST_OUTPUT_USD: Final = "spanledger.cost.output_usd"
+COST_TOTAL_USD: Final = "spanledger.cost.total_usd"
+COST_SOURCE: Final = "spanledger.cost.source"  # provided | computed | unknown_model | none
+COST_PRICING_MODEL: Final = "spanledger.cost.pricing_model"  # the price entry that matched
+
+COST_SOURCE_PROVIDED: Final = "provided"
+COST_SOURCE_COMPUTED: Final = "computed"
+COST_SOURCE_UNKNOWN_MODEL: Final = "unknown_model"
+
+TOKENS_SOURCE_PROVIDER: Final = "provider"
+TOKENS_SOURCE_TIKTOKEN: Final = "tiktoken"
+TOKENS_SOURCE_ESTIMATE: Final = "estimate"
+
+# Set by the collector when it had to shorten what a span carried.
+TRUNCATED_ATTRIBUTES: Final = "spanledger.truncated.attributes"

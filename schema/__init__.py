@@ -1,0 +1,1 @@
+"""Plain .sql DDL files, applied in order by spanledger.collector.store.migrations; packaged as data."""
