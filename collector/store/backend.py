@@ -1,0 +1,201 @@
+"""The store: one clickhouse-connect client API over the embedded engine or a server.
+
+This is the one place that knows the difference:
+
+* **embedded** (default): chDB, the in-process ClickHouse, under a data
+  directory.  clickhouse-connect's ``interface="chdb"`` client serves it; a
+  sealed WAL segment is loaded with ``INSERT ... FROM INFILE`` straight from
+  disk (no copy through Python).
+* **server / cluster**: ``http(s)://host:8123``; the segment's bytes are the
+  body of the same ``INSERT ... FORMAT Protobuf``.
+
+Either way ClickHouse decodes the OTLP bytes (FORMAT Protobuf with
+schema/otlp_wal.proto passed inline) and the ingest pipeline's materialized
+views turn them into rows: see schema/900_ingest_pipeline.sql.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .ddl import SchemaOptions
+
+log = logging.getLogger(__name__)
+
+WAL_MESSAGE = "WalRecord"
+
+
+class StoreUnavailable(Exception):
+    """The store refused or could not be reached; the operation may succeed later."""
+
+
+class QueryRejected(Exception):
+    """A read query was refused before or by the engine (not read-only, several statements, bad SQL)."""
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Where spans are stored: ``url`` for a server, else the embedded engine under ``data_dir``."""
+
+    data_dir: Path = Path(".spanledger")
+    url: str = ""
+    username: str = ""
+    password: str = ""
+    options: SchemaOptions = field(default_factory=SchemaOptions)
+
+    @property
+    def embedded(self) -> bool:
+        return not self.url
+
+    @property
+    def engine_path(self) -> Path:
+        return self.data_dir / "clickhouse"
+
+    def describe(self) -> str:
+        if self.embedded:
+            return f"embedded ClickHouse (chDB) at {self.engine_path}"
+        parts = urlsplit(self.url)
+        return f"ClickHouse server {parts.scheme}://{parts.hostname}:{parts.port or 8123}"
+
+
+def _wal_schema_text() -> str:
+    return resources.files("spanledger.schema").joinpath("otlp_wal.proto").read_text(encoding="utf-8")
+
+
+def _import_clickhouse_connect():
+    try:
+        import clickhouse_connect
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError("the collector needs its extra: pip install 'spanledger[collector]'") from exc
+    return clickhouse_connect
+
+
+class Store:
+    """Clients for writing (ingest, DDL) and for read-only queries, on one engine."""
+
+    def __init__(self, config: StoreConfig) -> None:
+        self.config = config
+        self.options = config.options
+        self._wal_schema = _wal_schema_text()
+        self._write_lock = threading.Lock()
+        self.writer = self._connect()
+        self._reader = self._connect()
+        # A dedicated handle stays read-only for good: the engine refuses any
+        # write, SET or file/url access made through it, whatever the SQL says.
+        self._reader.command("SET readonly = 1")
+        self._reader_lock = threading.Lock()
+
+    def _connect(self):
+        cc = _import_clickhouse_connect()
+        if self.config.embedded:
+            self.config.engine_path.mkdir(parents=True, exist_ok=True)
+            try:
+                return cc.get_client(interface="chdb", path=str(self.config.engine_path))
+            except Exception as exc:
+                if "lock" in str(exc).lower():
+                    raise StoreUnavailable(
+                        f"the embedded store at {self.config.engine_path} is open in another process "
+                        "(only one process may open it: stop that process, or query it through the collector's API)"
+                    ) from exc
+                raise
+        parts = urlsplit(self.config.url)
+        try:
+            return cc.get_client(
+                host=parts.hostname or "localhost",
+                port=parts.port or (8443 if parts.scheme == "https" else 8123),
+                secure=parts.scheme == "https",
+                username=self.config.username or parts.username or "default",
+                password=self.config.password or parts.password or "",
+                connect_timeout=5,
+            )
+        except Exception as exc:
+            raise StoreUnavailable(f"cannot reach {self.config.describe()}: {exc}") from exc
+
+    # -- ingest -------------------------------------------------------------------
+    def _protobuf_settings(self, dedup_token: str) -> dict[str, Any]:
+        return {
+            "format_schema": self._wal_schema,
+            "format_schema_source": "string",
+            "format_schema_message_name": WAL_MESSAGE,
+            "insert_deduplication_token": dedup_token,
+            "insert_deduplicate": 1,
+            "deduplicate_blocks_in_dependent_materialized_views": 1,
+            # one WAL segment is one block, so its dedup token covers it whole
+            "max_insert_block_size": 1 << 30,
+            "min_insert_block_size_rows": 0,
+            "min_insert_block_size_bytes": 0,
+        }
+
+    def load_segment(self, path: Path, dedup_token: str) -> None:
+        """Store every span of a sealed WAL segment; a repeat with the same token stores nothing."""
+        table = f"{self.options.database}.spanledger_otlp_raw"
+        settings = self._protobuf_settings(dedup_token)
+        try:
+            with self._write_lock:
+                if self.config.embedded:
+                    quoted = str(path).replace("\\", "\\\\").replace("'", "\\'")
+                    self.writer.command(f"INSERT INTO {table} FROM INFILE '{quoted}' FORMAT Protobuf", settings=settings)
+                else:
+                    self.writer.raw_insert(table, insert_block=path.read_bytes(), fmt="Protobuf", settings=settings)
+        except Exception as exc:
+            raise StoreUnavailable(f"storing WAL segment {path.name} in {self.config.describe()} failed: {exc}") from exc
+
+    def command(self, sql: str, parameters: dict[str, Any] | None = None, settings: dict[str, Any] | None = None):
+        with self._write_lock:
+            return self.writer.command(sql, parameters=parameters, settings=settings)
+
+    def write_query(self, sql: str, parameters: dict[str, Any] | None = None):
+        with self._write_lock:
+            return self.writer.query(sql, parameters=parameters)
+
+    def insert_rows(self, table: str, rows: list[list[Any]], columns: list[str]) -> None:
+        with self._write_lock:
+            self.writer.insert(f"{self.options.database}.{table}", rows, column_names=columns)
+
+    # -- reading --------------------------------------------------------------------
+    def query(self, sql: str, parameters: dict[str, Any] | None = None):
+        """Run one read-only statement; parameters are bound by the engine (``{name:Type}``)."""
+        sql = sql.strip().rstrip(";").strip()
+        if not sql:
+            raise QueryRejected("empty query: give one SELECT statement")
+        with self._reader_lock:
+            try:
+                self._reader.query("SELECT formatQuerySingleLine({q:String})", parameters={"q": sql})
+            except Exception as exc:
+                raise QueryRejected(_engine_message(exc, "the query is not valid ClickHouse SQL")) from exc
+            try:
+                return self._reader.query(sql, parameters=parameters or {})
+            except Exception as exc:
+                raise QueryRejected(_engine_message(exc, "the query failed")) from exc
+
+    def ping(self) -> bool:
+        try:
+            self._reader.query("SELECT 1")
+            return True
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        for client in (self._reader, self.writer):
+            try:
+                client.close()
+            except Exception:  # closing is best effort
+                log.debug("error closing a store client", exc_info=True)
+
+
+def _engine_message(exc: Exception, prefix: str) -> str:
+    text = str(exc)
+    if "Multi-statements are not allowed" in text:
+        return "only one statement is allowed: remove the ';' and everything after it"
+    if "readonly" in text.lower() or "READONLY" in text:
+        return "the SQL endpoint is read-only: only SELECT, SHOW, DESCRIBE, EXPLAIN and WITH queries run here"
+    marker = "DB::Exception:"
+    if marker in text:
+        text = text.split(marker, 1)[1].strip()
+    return f"{prefix}: {text[:500]}"

@@ -1,0 +1,439 @@
+"""The write-ahead log: an accepted request is on disk before it is acknowledged.
+
+A segment file is a stream of length-delimited ``WalRecord`` messages
+(schema/otlp_wal.proto): each record is the client's ExportTraceServiceRequest
+bytes followed by two fields of our own, the tenant and a CRC-32.  That makes a
+sealed segment *directly* readable by ClickHouse (``FORMAT Protobuf``), so the
+collector never decodes spans in Python to store them.
+
+Appends are group-committed: callers queue their records, one flusher thread
+writes everything queued with a single ``write`` + ``fdatasync`` and wakes them,
+so throughput does not pay one fsync per request.
+
+Segment life cycle::
+
+    NNNNNNNNNNNN.open  --seal-->  NNNNNNNNNNNN.wal  --stored-->  NNNNNNNNNNNN.done  --expire--> deleted
+
+``.done`` segments are kept for a while so that, after a restart, a client's
+retry of a request that was stored but whose answer was lost is still
+recognised as a duplicate (see ``RecentRequests``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import zlib
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_TENANT_TAG = bytes([0xCA, 0x3E])  # field 1001, wire type 2 (length-delimited)
+_CHECKSUM_TAG = bytes([0xD5, 0x3E])  # field 1002, wire type 5 (fixed32)
+_TRAILER_LEN = len(_CHECKSUM_TAG) + 4
+
+
+class WalFull(Exception):
+    """The log holds its configured maximum of unstored bytes; the client should retry later."""
+
+
+class WalWriteError(Exception):
+    """The disk refused a write (full, read-only, I/O error); nothing of the batch was acknowledged."""
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _read_varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise ValueError("truncated varint")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+
+
+def encode_record(request: bytes, tenant: str, request_crc: int | None = None) -> bytes:
+    """One WAL record, length prefix included.  ``request_crc`` saves re-hashing the request."""
+    crc = zlib.crc32(request) if request_crc is None else request_crc
+    tenant_bytes = tenant.encode()
+    tenant_field = _TENANT_TAG + _varint(len(tenant_bytes)) + tenant_bytes if tenant_bytes else b""
+    crc = zlib.crc32(tenant_field, crc)
+    body_len = len(request) + len(tenant_field) + _TRAILER_LEN
+    return b"".join((_varint(body_len), request, tenant_field, _CHECKSUM_TAG, crc.to_bytes(4, "little")))
+
+
+@dataclass(frozen=True)
+class Record:
+    request: bytes
+    tenant: str
+
+
+@dataclass
+class ScanResult:
+    records: list[Record] = field(default_factory=list)
+    corrupt: int = 0  # records skipped because their checksum or framing was wrong
+    torn_tail: bool = False  # the last record was cut short (a crash mid-write; never acknowledged)
+    valid_bytes: int = 0
+
+
+def scan(data: bytes) -> ScanResult:
+    """Parse a segment, skipping damaged records and resynchronising after them."""
+    result = ScanResult()
+    pos, end = 0, len(data)
+    while pos < end:
+        record, next_pos = _parse_at(data, pos)
+        if record is not None:
+            result.records.append(record)
+            pos = next_pos
+            result.valid_bytes = pos
+            continue
+        if next_pos == -1:  # ran past the end: a torn final write
+            result.torn_tail = True
+            break
+        result.corrupt += 1
+        pos = _resync(data, pos + 1)
+        if pos < 0:
+            break
+    return result
+
+
+def _parse_at(data: bytes, pos: int) -> tuple[Record | None, int]:
+    try:
+        length, body_start = _read_varint(data, pos)
+    except ValueError:
+        return None, -1
+    body_end = body_start + length
+    if length < _TRAILER_LEN:
+        return None, 0
+    if body_end > len(data):
+        return None, -1
+    body = data[body_start:body_end]
+    if body[-_TRAILER_LEN:-4] != _CHECKSUM_TAG:
+        return None, 0
+    if zlib.crc32(body[:-_TRAILER_LEN]) != int.from_bytes(body[-4:], "little"):
+        return None, 0
+    payload = body[:-_TRAILER_LEN]
+    tenant = ""
+    idx = payload.rfind(_TENANT_TAG)
+    if idx >= 0:
+        try:
+            tlen, tstart = _read_varint(payload, idx + 2)
+            if tstart + tlen == len(payload):
+                tenant = payload[tstart:].decode()
+                payload = payload[:idx]
+        except (ValueError, UnicodeDecodeError):
+            pass
+    return Record(bytes(payload), tenant), body_end
+
+
+def _resync(data: bytes, pos: int, max_attempts: int = 1 << 20) -> int:
+    """The next offset at which a whole valid record starts, or -1."""
+    attempts = 0
+    while pos < len(data) and attempts < max_attempts:
+        record, _ = _parse_at(data, pos)
+        if record is not None:
+            return pos
+        pos += 1
+        attempts += 1
+    return -1
+
+
+@dataclass
+class Segment:
+    """A sealed segment waiting to be stored."""
+
+    seq: int
+    path: Path
+    size: int
+    spans: int
+    requests: int
+
+    @property
+    def dedup_token(self) -> str:
+        # Deterministic per segment: a replay after a crash between "stored"
+        # and "marked .done" re-sends the same token and ClickHouse drops it.
+        return f"spanledger-wal-{self.seq}-{self.size}"
+
+
+@dataclass
+class _Pending:
+    data: bytes
+    spans: int
+    seq: int = 0
+
+
+class WriteAheadLog:
+    """Durable, bounded, group-committed log of accepted requests."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        max_bytes: int = 2 << 30,
+        segment_max_bytes: int = 32 << 20,
+        segment_max_spans: int = 50_000,
+        segment_max_age_s: float = 1.0,
+        retain_done_bytes: int = 64 << 20,
+        fsync: bool = True,
+    ) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self.segment_max_bytes = segment_max_bytes
+        self.segment_max_spans = segment_max_spans
+        self.segment_max_age_s = segment_max_age_s
+        self.retain_done_bytes = retain_done_bytes
+        self.fsync = fsync
+        self.corrupt_records = 0
+        self.torn_tails = 0
+
+        self._lock = threading.Lock()
+        self._wake_flusher = threading.Condition(self._lock)
+        self._durable = threading.Condition(self._lock)
+        self._queue: list[_Pending] = []
+        self._next_seq = 1
+        self._durable_seq = 0
+        self._failed: dict[int, Exception] = {}
+        self._unstored_bytes = 0
+        self._sealed: deque[Segment] = deque()
+        self._sealed_ready = threading.Condition(self._lock)
+        self._closing = False
+
+        self._segment_seq = 0
+        self._file = None
+        self._file_size = 0
+        self._file_spans = 0
+        self._file_requests = 0
+        self._file_opened_at = 0.0
+        self.replayed: list[Record] = []  # records of .done segments, for duplicate detection
+
+        self._recover()
+        self._flusher = threading.Thread(target=self._flush_loop, name="spanledger-wal-flusher", daemon=True)
+        self._flusher.start()
+
+    # -- appending ------------------------------------------------------------
+    def append(self, record: bytes, spans: int) -> None:
+        """Queue one encoded record and return once it is on disk (fsynced)."""
+        with self._lock:
+            if self._closing:
+                raise WalWriteError("the collector is shutting down")
+            if self._unstored_bytes + len(record) > self.max_bytes:
+                raise WalFull(f"write-ahead log holds {self._unstored_bytes} unstored bytes (max_bytes={self.max_bytes})")
+            pending = _Pending(record, spans, self._next_seq)
+            self._next_seq += 1
+            self._unstored_bytes += len(record)
+            self._queue.append(pending)
+            self._wake_flusher.notify()
+            while self._durable_seq < pending.seq:
+                self._durable.wait()
+            error = self._failed.pop(pending.seq, None)
+            if error is not None:
+                self._unstored_bytes -= len(record)
+                raise WalWriteError(str(error)) from error
+
+    @property
+    def unstored_bytes(self) -> int:
+        return self._unstored_bytes
+
+    def _flush_loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._closing:
+                    timeout = self._seal_timeout()
+                    if not self._wake_flusher.wait(timeout) and self._file is not None:
+                        if time.monotonic() - self._file_opened_at >= self.segment_max_age_s:
+                            self._seal_locked()
+                if not self._queue and self._closing:
+                    if self._file is not None:
+                        self._seal_locked()
+                    self._sealed_ready.notify_all()
+                    return
+                batch, self._queue = self._queue, []
+            self._write_batch(batch)
+
+    def _seal_timeout(self) -> float | None:
+        if self._file is None:
+            return None
+        return max(0.0, self.segment_max_age_s - (time.monotonic() - self._file_opened_at))
+
+    def _write_batch(self, batch: list[_Pending]) -> None:
+        data = b"".join(p.data for p in batch)
+        error: Exception | None = None
+        with self._lock:
+            if self._file is None:
+                self._open_segment_locked()
+            file, start = self._file, self._file_size
+        try:
+            file.write(data)
+            file.flush()
+            if self.fsync:
+                os.fdatasync(file.fileno())
+        except OSError as exc:
+            error = exc
+            log.error("write-ahead log write failed (%s); answering UNAVAILABLE", exc)
+            try:  # leave no half-written record behind
+                file.truncate(start)
+                file.seek(start)
+            except OSError:
+                pass
+        with self._lock:
+            if error is None:
+                self._file_size += len(data)
+                self._file_spans += sum(p.spans for p in batch)
+                self._file_requests += len(batch)
+            else:
+                for p in batch:
+                    self._failed[p.seq] = error
+            self._durable_seq = batch[-1].seq
+            self._durable.notify_all()
+            if self._file is not None and (
+                self._file_size >= self.segment_max_bytes
+                or self._file_spans >= self.segment_max_spans
+                or time.monotonic() - self._file_opened_at >= self.segment_max_age_s
+            ):
+                self._seal_locked()
+
+    def _open_segment_locked(self) -> None:
+        self._segment_seq += 1
+        path = self.directory / f"{self._segment_seq:012d}.open"
+        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - lives until sealed
+        self._file_size = self._file_spans = self._file_requests = 0
+        self._file_opened_at = time.monotonic()
+
+    def _seal_locked(self) -> None:
+        file = self._file
+        self._file = None
+        if file is None:
+            return
+        file.close()
+        open_path = Path(file.name)
+        if self._file_size == 0:
+            open_path.unlink(missing_ok=True)
+            return
+        sealed = open_path.with_suffix(".wal")
+        os.rename(open_path, sealed)
+        self._fsync_dir()
+        self._sealed.append(Segment(self._segment_seq, sealed, self._file_size, self._file_spans, self._file_requests))
+        self._sealed_ready.notify_all()
+
+    def _fsync_dir(self) -> None:
+        if self.fsync:
+            fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    # -- consuming --------------------------------------------------------------
+    def next_sealed(self, timeout: float | None = None) -> Segment | None:
+        """The oldest sealed segment not yet stored (it stays first until ``mark_stored``)."""
+        with self._lock:
+            if not self._sealed:
+                self._sealed_ready.wait(timeout)
+            return self._sealed[0] if self._sealed else None
+
+    def mark_stored(self, segment: Segment) -> None:
+        """The segment is in the store: keep it a while as ``.done`` for duplicate detection."""
+        done = segment.path.with_suffix(".done")
+        os.rename(segment.path, done)
+        with self._lock:
+            if self._sealed and self._sealed[0].seq == segment.seq:
+                self._sealed.popleft()
+            self._unstored_bytes -= segment.size
+        self._expire_done()
+
+    def replace_segment(self, segment: Segment, records: list[Record]) -> Segment:
+        """Rewrite a sealed segment with only ``records`` (used after corruption is found)."""
+        data = b"".join(encode_record(r.request, r.tenant) for r in records)
+        tmp = segment.path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            if self.fsync:
+                os.fsync(f.fileno())
+        os.replace(tmp, segment.path)
+        self._fsync_dir()
+        with self._lock:
+            self._unstored_bytes -= segment.size - len(data)
+            fixed = Segment(segment.seq, segment.path, len(data), segment.spans, len(records))
+            if self._sealed and self._sealed[0].seq == segment.seq:
+                self._sealed[0] = fixed
+        return fixed
+
+    def pending_segments(self) -> int:
+        with self._lock:
+            return len(self._sealed) + (1 if self._file is not None else 0)
+
+    def _expire_done(self) -> None:
+        done = sorted(self.directory.glob("*.done"))
+        total = sum(p.stat().st_size for p in done)
+        while done and total > self.retain_done_bytes:
+            oldest = done.pop(0)
+            total -= oldest.stat().st_size
+            oldest.unlink(missing_ok=True)
+
+    # -- start-up and shutdown ------------------------------------------------------
+    def _recover(self) -> None:
+        """Seal what a crash left open, verify every unstored segment, queue them in order."""
+        for path in sorted(self.directory.glob("*.tmp")):
+            path.unlink()
+        paths = sorted(self.directory.glob("*.open")) + sorted(self.directory.glob("*.wal"))
+        paths.sort(key=lambda p: int(p.stem))
+        for path in paths:
+            seq = int(path.stem)
+            data = path.read_bytes()
+            result = scan(data)
+            self.corrupt_records += result.corrupt
+            self.torn_tails += int(result.torn_tail)
+            if result.corrupt or result.torn_tail:
+                log.warning(
+                    "write-ahead log segment %s: %d corrupt record(s) skipped, torn tail: %s; %d record(s) recovered",
+                    path.name, result.corrupt, result.torn_tail, len(result.records),
+                )
+                data = b"".join(encode_record(r.request, r.tenant) for r in result.records)
+                tmp = path.with_suffix(".tmp")
+                tmp.write_bytes(data)
+                os.replace(tmp, path)
+            sealed = path.with_suffix(".wal")
+            if not result.records:
+                path.unlink()
+                continue
+            if path != sealed:
+                os.rename(path, sealed)
+            self._sealed.append(Segment(seq, sealed, len(data), -1, len(result.records)))
+            self._unstored_bytes += len(data)
+            self._segment_seq = max(self._segment_seq, seq)
+        for path in sorted(self.directory.glob("*.done"), key=lambda p: int(p.stem)):
+            self._segment_seq = max(self._segment_seq, int(path.stem))
+            self.replayed.extend(scan(path.read_bytes()).records)
+        self._fsync_dir()
+
+    def iter_unstored_records(self) -> Iterator[Record]:
+        """Records of segments recovered at start and not yet stored (for duplicate detection)."""
+        with self._lock:
+            segments = list(self._sealed)
+        for segment in segments:
+            yield from scan(segment.path.read_bytes()).records
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop accepting, write and seal what is queued."""
+        with self._lock:
+            self._closing = True
+            self._wake_flusher.notify_all()
+        self._flusher.join(timeout)

@@ -1,0 +1,203 @@
+-- spanledger: repeatable
+-- The ingest pipeline: WAL segments -> spans.  Re-applied whenever its text
+-- (with the configured limits filled in) changes; it holds no data.
+--
+--   spanledger_otlp_raw (Null)       one row per WAL record, decoded by ClickHouse (FORMAT Protobuf)
+--     -> spanledger_flatten_mv         one row per span: columns, promoted attributes, limits applied
+--   spanledger_spans_ingest (Null)
+--     -> spanledger_store_mv           priced spans -> ${traces_table}
+--     -> spanledger_stage_mv           spans of a model never seen before -> spanledger_spans_unpriced,
+--                                      re-inserted by the collector once it has resolved the price
+DROP VIEW IF EXISTS ${database}.spanledger_flatten_mv ${on_cluster};
+DROP VIEW IF EXISTS ${database}.spanledger_store_mv ${on_cluster};
+DROP VIEW IF EXISTS ${database}.spanledger_stage_mv ${on_cluster};
+DROP TABLE IF EXISTS ${database}.spanledger_otlp_raw ${on_cluster};
+DROP TABLE IF EXISTS ${database}.spanledger_spans_ingest ${on_cluster};
+
+CREATE OR REPLACE FUNCTION spanledger_scalar_to_string ${on_cluster} AS (v) -> multiIf(
+    tupleElement(v, 'string_value') IS NOT NULL, assumeNotNull(tupleElement(v, 'string_value')),
+    tupleElement(v, 'int_value') IS NOT NULL, toString(assumeNotNull(tupleElement(v, 'int_value'))),
+    tupleElement(v, 'double_value') IS NOT NULL, toString(assumeNotNull(tupleElement(v, 'double_value'))),
+    tupleElement(v, 'bool_value') IS NOT NULL, if(assumeNotNull(tupleElement(v, 'bool_value')), 'true', 'false'),
+    tupleElement(v, 'bytes_value') IS NOT NULL, base64Encode(assumeNotNull(tupleElement(v, 'bytes_value'))),
+    '');
+
+-- Scalars as their text; arrays as JSON, as the OpenTelemetry Collector stores them.
+CREATE OR REPLACE FUNCTION spanledger_anyvalue_to_string ${on_cluster} AS (v) -> if(
+    notEmpty(tupleElement(tupleElement(v, 'array_value'), 'values')),
+    concat('[', arrayStringConcat(arrayMap(x -> if(tupleElement(x, 'string_value') IS NOT NULL,
+        toJSONString(assumeNotNull(tupleElement(x, 'string_value'))), spanledger_scalar_to_string(x)), tupleElement(tupleElement(v, 'array_value'), 'values')), ','), ']'),
+    spanledger_scalar_to_string(v));
+
+CREATE OR REPLACE FUNCTION spanledger_attributes_to_map ${on_cluster} AS (attrs, max_count, max_length) -> mapFromArrays(
+    arrayMap(a -> tupleElement(a, 'key'), arraySlice(attrs, 1, max_count)),
+    arrayMap(a -> substringUTF8(spanledger_anyvalue_to_string(tupleElement(a, 'value')), 1, max_length), arraySlice(attrs, 1, max_count)));
+
+CREATE TABLE ${database}.spanledger_otlp_raw ${on_cluster}
+(
+    resource_spans Array(Tuple(
+        resource Tuple(attributes Array(Tuple(key String, value ${any_value_type}))),
+        scope_spans Array(Tuple(
+            scope Tuple(name String, version String),
+            spans Array(Tuple(
+                trace_id String, span_id String, trace_state String, parent_span_id String,
+                name String, kind Int32, start_time_unix_nano UInt64, end_time_unix_nano UInt64,
+                attributes Array(Tuple(key String, value ${any_value_type})),
+                events Array(Tuple(time_unix_nano UInt64, name String,
+                    attributes Array(Tuple(key String, value ${any_value_type})))),
+                links Array(Tuple(trace_id String, span_id String, trace_state String,
+                    attributes Array(Tuple(key String, value ${any_value_type})))),
+                status Tuple(message String, code Int32))))))),
+    tenant String
+)
+ENGINE = Null;
+
+CREATE TABLE ${database}.spanledger_spans_ingest ${on_cluster} AS ${database}.${traces_table} ENGINE = Null;
+
+CREATE TABLE IF NOT EXISTS ${database}.spanledger_spans_unpriced ${on_cluster} AS ${database}.${traces_table}
+ENGINE = ${merge_tree} PARTITION BY toDate(Timestamp) ORDER BY (Model, Timestamp)
+SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE MATERIALIZED VIEW ${database}.spanledger_flatten_mv ${on_cluster}
+TO ${database}.spanledger_spans_ingest
+AS WITH
+    spanledger_attributes_to_map(rs.resource.attributes, ${max_attributes}, ${max_attribute_length}) AS ra,
+    spanledger_attributes_to_map(s.attributes, ${max_attributes}, ${max_attribute_length}) AS sa,
+    arraySlice(s.events, 1, ${max_events}) AS ev,
+    arraySlice(s.links, 1, ${max_links}) AS lk,
+    -- tokens in every spelling we know; the first present wins
+    coalesce(toUInt64OrNull(sa['gen_ai.usage.input_tokens']), toUInt64OrNull(sa['gen_ai.usage.prompt_tokens']),
+             toUInt64OrNull(sa['llm.token_count.prompt']), toUInt64OrNull(sa['llm.usage.prompt_tokens']), 0) AS in_raw,
+    coalesce(toUInt64OrNull(sa['gen_ai.usage.output_tokens']), toUInt64OrNull(sa['gen_ai.usage.completion_tokens']),
+             toUInt64OrNull(sa['llm.token_count.completion']), toUInt64OrNull(sa['llm.usage.completion_tokens']), 0) AS out_raw,
+    coalesce(toUInt64OrNull(sa['gen_ai.usage.cache_read.input_tokens']), toUInt64OrNull(sa['gen_ai.usage.cache_read_input_tokens']),
+             toUInt64OrNull(sa['llm.token_count.prompt_details.cache_read']), 0) AS cache_read,
+    coalesce(toUInt64OrNull(sa['gen_ai.usage.cache_creation.input_tokens']), toUInt64OrNull(sa['gen_ai.usage.cache_creation_input_tokens']),
+             toUInt64OrNull(sa['llm.token_count.prompt_details.cache_write']), 0) AS cache_write,
+    coalesce(toUInt64OrNull(sa['gen_ai.usage.reasoning.output_tokens']), toUInt64OrNull(sa['llm.token_count.completion_details.reasoning']),
+             toUInt64OrNull(sa['llm.usage.reasoning_tokens']), 0) AS reasoning,
+    sa['openinference.span.kind'] AS oi_kind,
+    lower(sa['traceloop.span.kind']) AS tl_kind,
+    multiIf(sa['gen_ai.response.model'] != '', sa['gen_ai.response.model'],
+            sa['gen_ai.request.model'] != '', sa['gen_ai.request.model'],
+            sa['llm.model_name'] != '', sa['llm.model_name'],
+            sa['llm.response.model'] != '', sa['llm.response.model'],
+            sa['llm.request.model']) AS model,
+    lower(multiIf(sa['gen_ai.provider.name'] != '', sa['gen_ai.provider.name'],
+                  sa['gen_ai.system'] != '', sa['gen_ai.system'],
+                  sa['llm.provider'] != '', sa['llm.provider'],
+                  sa['llm.system'])) AS provider,
+    coalesce(toDecimal64OrNull(sa['spanledger.cost.total_usd'], 12), toDecimal64OrNull(sa['llm.cost.total'], 12),
+             toDecimal64OrNull(sa['gen_ai.usage.cost'], 12), toDecimal64OrNull(sa['operation.cost'], 12)) AS cost_total,
+    coalesce(toDecimal64OrNull(sa['spanledger.cost.input_usd'], 12), toDecimal64OrNull(sa['llm.cost.prompt'], 12)) AS cost_in,
+    coalesce(toDecimal64OrNull(sa['spanledger.cost.output_usd'], 12), toDecimal64OrNull(sa['llm.cost.completion'], 12)) AS cost_out,
+    sa['spanledger.cost.source'] AS declared_cost_source
+SELECT
+    fromUnixTimestamp64Nano(toInt64(s.start_time_unix_nano)) AS Timestamp,
+    lower(hex(s.trace_id)) AS TraceId,
+    lower(hex(s.span_id)) AS SpanId,
+    lower(hex(s.parent_span_id)) AS ParentSpanId,
+    s.trace_state AS TraceState,
+    s.name AS SpanName,
+    ['Unspecified', 'Internal', 'Server', 'Client', 'Producer', 'Consumer'][least(greatest(s.kind, 0), 5) + 1] AS SpanKind,
+    ra['service.name'] AS ServiceName,
+    ra AS ResourceAttributes,
+    ss.scope.name AS ScopeName,
+    ss.scope.version AS ScopeVersion,
+    sa AS SpanAttributes,
+    s.end_time_unix_nano - s.start_time_unix_nano AS Duration,
+    ['Unset', 'Ok', 'Error'][least(greatest(s.status.code, 0), 2) + 1] AS StatusCode,
+    s.status.message AS StatusMessage,
+    arrayMap(e -> fromUnixTimestamp64Nano(toInt64(e.time_unix_nano)), ev) AS `Events.Timestamp`,
+    arrayMap(e -> e.name, ev) AS `Events.Name`,
+    arrayMap(e -> spanledger_attributes_to_map(e.attributes, ${max_attributes}, ${max_attribute_length}), ev) AS `Events.Attributes`,
+    arrayMap(l -> lower(hex(l.trace_id)), lk) AS `Links.TraceId`,
+    arrayMap(l -> lower(hex(l.span_id)), lk) AS `Links.SpanId`,
+    arrayMap(l -> l.trace_state, lk) AS `Links.TraceState`,
+    arrayMap(l -> spanledger_attributes_to_map(l.attributes, ${max_attributes}, ${max_attribute_length}), lk) AS `Links.Attributes`,
+    tenant AS TenantId,
+    multiIf(sa['gen_ai.operation.name'] != '', sa['gen_ai.operation.name'],
+            oi_kind = 'LLM', 'chat', oi_kind = 'EMBEDDING', 'embeddings', oi_kind = 'TOOL', 'execute_tool',
+            oi_kind = 'AGENT', 'invoke_agent', tl_kind = 'tool', 'execute_tool', tl_kind = 'agent', 'invoke_agent',
+            tl_kind IN ('workflow', 'task'), tl_kind, '') AS Operation,
+    sa['spanledger.activity.type'] AS ActivityType,
+    sa['spanledger.severity'] AS Severity,
+    sa['spanledger.status'] AS ActivityStatus,
+    provider AS Provider,
+    multiIf(sa['gen_ai.request.model'] != '', sa['gen_ai.request.model'], sa['llm.request.model'] != '', sa['llm.request.model'], model) AS RequestModel,
+    model AS Model,
+    sa['gen_ai.agent.id'] AS AgentId,
+    multiIf(sa['gen_ai.agent.name'] != '', sa['gen_ai.agent.name'], sa['agent.name'] != '', sa['agent.name'],
+            tl_kind = 'agent', sa['traceloop.entity.name'], '') AS AgentName,
+    multiIf(sa['gen_ai.tool.name'] != '', sa['gen_ai.tool.name'], sa['tool.name'] != '', sa['tool.name'],
+            tl_kind = 'tool', sa['traceloop.entity.name'], '') AS ToolName,
+    sa['spanledger.ticket.id'] AS TicketId,
+    sa['spanledger.project.id'] AS ProjectId,
+    multiIf(sa['spanledger.user.id'] != '', sa['spanledger.user.id'], sa['user.id'] != '', sa['user.id'], sa['enduser.id']) AS UserId,
+    multiIf(sa['spanledger.session.id'] != '', sa['spanledger.session.id'], sa['session.id']) AS SessionId,
+    multiIf(sa['gen_ai.conversation.id'] != '', sa['gen_ai.conversation.id'], sa['session.id']) AS ConversationId,
+    multiIf(sa['spanledger.environment'] != '', sa['spanledger.environment'],
+            ra['deployment.environment.name'] != '', ra['deployment.environment.name'], ra['deployment.environment']) AS Environment,
+    -- input includes cached tokens and output includes reasoning tokens; an
+    -- instrumentation that reports them apart is recognised by the parts
+    -- exceeding the whole, and its totals are made whole, never counted twice.
+    if(cache_read + cache_write > in_raw, in_raw + cache_read + cache_write, in_raw) AS InputTokens,
+    if(reasoning > out_raw, out_raw + reasoning, out_raw) AS OutputTokens,
+    cache_read AS CacheReadTokens,
+    cache_write AS CacheWriteTokens,
+    reasoning AS ReasoningTokens,
+    multiIf(sa['spanledger.tokens.source'] != '', sa['spanledger.tokens.source'], in_raw + out_raw > 0, 'provider', '') AS TokensSource,
+    -- provided costs are kept; 'pending' asks spanledger_store_mv to price the span
+    multiIf(${provided_cost_wins} AND cost_total IS NOT NULL, coalesce(cost_in, toDecimal64(0, 12)), toDecimal64(0, 12)) AS InputCost,
+    multiIf(${provided_cost_wins} AND cost_total IS NOT NULL, coalesce(cost_out, toDecimal64(0, 12)), toDecimal64(0, 12)) AS OutputCost,
+    multiIf(${provided_cost_wins} AND cost_total IS NOT NULL, assumeNotNull(cost_total), toDecimal64(0, 12)) AS TotalCost,
+    multiIf(${provided_cost_wins} AND cost_total IS NOT NULL, if(declared_cost_source != '', declared_cost_source, 'provided'),
+            ${provided_cost_wins} AND declared_cost_source = 'unknown_model', 'unknown_model',
+            model != '' AND in_raw + out_raw + cache_read + cache_write > 0, 'pending',
+            '') AS CostSource,
+    toUInt32(greatest(length(s.attributes) - ${max_attributes}, 0)
+        + arrayCount(a -> lengthUTF8(spanledger_anyvalue_to_string(a.value)) > ${max_attribute_length}, arraySlice(s.attributes, 1, ${max_attributes}))) AS TruncatedAttributes,
+    toUInt32(greatest(length(s.events) - ${max_events}, 0)) AS TruncatedEvents
+FROM ${database}.spanledger_otlp_raw
+ARRAY JOIN resource_spans AS rs
+ARRAY JOIN rs.scope_spans AS ss
+ARRAY JOIN ss.spans AS s;
+
+-- Pricing: one hash lookup per span in the prices resolved so far.
+CREATE MATERIALIZED VIEW ${database}.spanledger_store_mv ${on_cluster}
+TO ${database}.${traces_table}
+AS WITH
+    Provider AS ProviderKey,
+    lower(Model) AS ModelKey,
+    -- 0: never resolved (a missing key reads as 0), 1: priced, 2: resolved, no price known
+    joinGet('${database}.spanledger_price_lookup', 'Known', ProviderKey, ModelKey) AS known,
+    CostSource = 'pending' AS needs_price,
+    toDecimal128(InputTokens - least(InputTokens, CacheReadTokens + CacheWriteTokens), 0) AS uncached_in,
+    joinGet('${database}.spanledger_price_lookup', 'TierThreshold', ProviderKey, ModelKey) AS tier,
+    tier > 0 AND InputTokens > tier AS tiered,
+    if(tiered, joinGet('${database}.spanledger_price_lookup', 'TierInputRate', ProviderKey, ModelKey),
+               joinGet('${database}.spanledger_price_lookup', 'InputRate', ProviderKey, ModelKey)) AS in_rate,
+    if(tiered, joinGet('${database}.spanledger_price_lookup', 'TierOutputRate', ProviderKey, ModelKey),
+               joinGet('${database}.spanledger_price_lookup', 'OutputRate', ProviderKey, ModelKey)) AS out_rate,
+    if(tiered, joinGet('${database}.spanledger_price_lookup', 'TierCacheReadRate', ProviderKey, ModelKey),
+               joinGet('${database}.spanledger_price_lookup', 'CacheReadRate', ProviderKey, ModelKey)) AS cache_read_rate,
+    if(tiered, joinGet('${database}.spanledger_price_lookup', 'TierCacheWriteRate', ProviderKey, ModelKey),
+               joinGet('${database}.spanledger_price_lookup', 'CacheWriteRate', ProviderKey, ModelKey)) AS cache_write_rate,
+    toDecimal64(uncached_in * in_rate
+        + toDecimal128(CacheReadTokens, 0) * cache_read_rate
+        + toDecimal128(CacheWriteTokens, 0) * cache_write_rate, 12) AS computed_in,
+    toDecimal64(toDecimal128(OutputTokens, 0) * out_rate, 12) AS computed_out
+SELECT * REPLACE (
+    if(needs_price AND known = 1, computed_in, InputCost) AS InputCost,
+    if(needs_price AND known = 1, computed_out, OutputCost) AS OutputCost,
+    if(needs_price AND known = 1, computed_in + computed_out, TotalCost) AS TotalCost,
+    if(needs_price, if(known = 1, 'computed', 'unknown_model'), CostSource) AS CostSource)
+FROM ${database}.spanledger_spans_ingest
+WHERE NOT (needs_price AND known = 0);
+
+CREATE MATERIALIZED VIEW ${database}.spanledger_stage_mv ${on_cluster}
+TO ${database}.spanledger_spans_unpriced
+AS SELECT *
+FROM ${database}.spanledger_spans_ingest
+WHERE CostSource = 'pending'
+  AND joinGet('${database}.spanledger_price_lookup', 'Known', Provider, lower(Model)) = 0;
