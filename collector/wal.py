@@ -358,6 +358,18 @@ class WriteAheadLog:
             self._unstored_bytes -= segment.size
         self._expire_done()
 
+    def quarantine(self, segment: Segment) -> Path:
+        """Set aside a segment the store keeps refusing, so the ones after it can be stored."""
+        target_dir = self.directory / "quarantine"
+        target_dir.mkdir(exist_ok=True)
+        target = target_dir / segment.path.name
+        os.replace(segment.path, target)
+        with self._lock:
+            if self._sealed and self._sealed[0].seq == segment.seq:
+                self._sealed.popleft()
+            self._unstored_bytes -= segment.size
+        return target
+
     def replace_segment(self, segment: Segment, records: list[Record]) -> Segment:
         """Rewrite a sealed segment with only ``records`` (used after corruption is found)."""
         data = b"".join(encode_record(r.request, r.tenant) for r in records)

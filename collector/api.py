@@ -1,0 +1,149 @@
+"""The collector's local HTTP API: read-only SQL, stats, health.
+
+The embedded store admits one process, so while a collector runs, every
+reader (``spanledger sql``, reports, Grafana-style tools) goes through here.
+Queries run on the store's read-only handle with parameters bound by the
+engine; nothing in a request body is ever formatted into SQL text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import ipaddress
+import json
+import logging
+import threading
+import time
+import uuid
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from .receiver import TokenAuth
+from .store import QueryRejected
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1 << 20
+
+
+def json_default(value: Any) -> Any:
+    """Decimals stay exact (as strings); times as ISO 8601."""
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    if isinstance(value, (uuid.UUID, ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        return str(value)
+    return str(value)
+
+
+def result_to_json(result) -> dict[str, Any]:
+    return {"columns": list(result.column_names), "types": [t.name for t in result.column_types],
+            "rows": [list(r) for r in result.result_rows]}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _ApiServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt: str, *args: Any) -> None:  # quiet; never logs headers or tokens
+        log.debug("api %s %s", self.command, self.path.split("?", 1)[0])
+
+    def _send(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body, default=json_default).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status: HTTPStatus, message: str) -> None:
+        self._send(status, {"error": message})
+
+    def _authorized(self) -> bool:
+        tenant = self.server.auth.tenant_for(self.headers.get("Authorization"))
+        if tenant is None:
+            self._error(HTTPStatus.UNAUTHORIZED, "missing or unknown bearer token: send 'Authorization: Bearer <token>'")
+            return False
+        if tenant:
+            self._error(HTTPStatus.FORBIDDEN, "raw SQL and stats need an operator token, not a tenant token")
+            return False
+        return True
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        path = self.path.split("?", 1)[0]
+        if path == "/healthz":
+            ready = self.server.collector.store() is not None
+            self._send(HTTPStatus.OK, {"status": "ok", "store_ready": ready})
+        elif path == "/v1/stats":
+            if self._authorized():
+                self._send(HTTPStatus.OK, self.server.collector.stats_snapshot())
+        else:
+            self._error(HTTPStatus.NOT_FOUND, f"no such endpoint {path}: try POST /v1/sql, GET /v1/stats, GET /healthz")
+
+    def do_POST(self) -> None:  # noqa: N802
+        path = self.path.split("?", 1)[0]
+        if path != "/v1/sql":
+            self._error(HTTPStatus.NOT_FOUND, f"no such endpoint {path}: POST /v1/sql takes {{\"query\": ...}}")
+            return
+        if not self._authorized():
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"request body over {MAX_BODY_BYTES} bytes")
+            return
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+            query = body["query"]
+            parameters = body.get("parameters") or {}
+            if not isinstance(query, str) or not isinstance(parameters, dict):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            self._error(HTTPStatus.BAD_REQUEST,
+                        'the body must be JSON like {"query": "SELECT ... {name:Type}", "parameters": {"name": value}}')
+            return
+        store = self.server.collector.store()
+        if store is None:
+            self._error(HTTPStatus.SERVICE_UNAVAILABLE, "the store is not reachable yet; retry shortly")
+            return
+        started = time.perf_counter()
+        try:
+            result = store.query(query, parameters)
+        except QueryRejected as exc:
+            self._error(HTTPStatus.BAD_REQUEST, str(exc))
+            return
+        payload = result_to_json(result)
+        payload["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        self._send(HTTPStatus.OK, payload)
+
+
+class _ApiServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address, collector, auth: TokenAuth) -> None:
+        super().__init__(address, _Handler)
+        self.collector = collector
+        self.auth = auth
+
+
+class QueryApi:
+    def __init__(self, collector, endpoint: str, auth: TokenAuth) -> None:
+        host, _, port = endpoint.rpartition(":")
+        self._server = _ApiServer((host or "localhost", int(port or 0)), collector, auth)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="spanledger-api", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,211 @@
+"""The collector process: configuration in, long-lived parts started and stopped in order.
+
+Start order: WAL (replays what a crash left) -> store (may be unreachable: the
+collector starts anyway and keeps accepting into the WAL) -> segment writer ->
+query API -> gRPC receiver.  Stop order is the reverse, so nothing is accepted
+that cannot be made durable, and everything durable is stored before exit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import CollectorConfig, bearer_tokens
+from .pipeline import AdmissionControl, Backoff, IngestStats, SegmentWriter, WalSink
+from .pricing_sync import CollectorPricing
+from .receiver import OtlpGrpcServer, ReceiverSettings, TlsFiles, TokenAuth, TraceExportHandler
+from .store import SchemaOptions, Store, StoreConfig, StoreUnavailable, migrate
+from .wal import WriteAheadLog
+
+log = logging.getLogger(__name__)
+
+RUNTIME_FILE = "collector.json"  # how `spanledger sql` finds a running collector on a data dir
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line flags that win over the configuration file."""
+
+    grpc_endpoint: str | None = None
+    data_dir: str | None = None
+    clickhouse_url: str | None = None
+    api_endpoint: str | None = None
+
+
+def store_config(config: CollectorConfig, overrides: Overrides = Overrides()) -> StoreConfig:
+    ch = config.get("exporters.clickhouse")
+    limits = ch["limits"]
+    options = SchemaOptions(
+        database=ch["database"], traces_table=ch["traces_table_name"], cluster=ch["cluster_name"],
+        ttl_days=int(ch["ttl"] // 86400) if ch["ttl"] else 0,
+        max_attributes=limits["max_attributes"], max_attribute_length=limits["max_attribute_length"],
+        max_events=limits["max_events"], max_links=limits["max_links"],
+        provided_cost_wins=ch["pricing"]["provided_cost_wins"],
+    )
+    return StoreConfig(
+        data_dir=Path(overrides.data_dir or ch["data_dir"]),
+        url=overrides.clickhouse_url if overrides.clickhouse_url is not None else ch["endpoint"],
+        username=ch["username"], password=ch["password"], options=options,
+    )
+
+
+def load_price_book(config: CollectorConfig):
+    from ..pricing import PriceBook
+
+    overrides_file = config.get("exporters.clickhouse.pricing.overrides_file")
+    return PriceBook.from_file(overrides_file) if overrides_file else PriceBook()
+
+
+class Collector:
+    """One collector: receiver, WAL, writer, store and query API."""
+
+    def __init__(self, config: CollectorConfig, overrides: Overrides = Overrides()) -> None:
+        self.config = config
+        self.overrides = overrides
+        self.store_config = store_config(config, overrides)
+        self.data_dir = self.store_config.data_dir
+        self.stats = IngestStats()
+        self.price_book = load_price_book(config)
+        self._store: Store | None = None
+        self._store_lock = threading.Lock()
+        self._connect_stop = threading.Event()
+        self.pricing: CollectorPricing | None = None
+        self.wal: WriteAheadLog | None = None
+        self.writer: SegmentWriter | None = None
+        self.server: OtlpGrpcServer | None = None
+        self.api = None
+        self.store_error = ""
+
+    # -- storage, possibly late ------------------------------------------------------
+    def store(self) -> Store | None:
+        """The store once it is reachable and migrated; None until then."""
+        return self._store
+
+    def _connect_store(self) -> bool:
+        try:
+            store = Store(self.store_config)
+            if self.config.get("exporters.clickhouse.create_schema"):
+                migrate(store.writer, store.options)
+            pricing = CollectorPricing(store, self.price_book)
+            pricing.rebuild_lookup()
+        except StoreUnavailable as exc:
+            self.store_error = str(exc)
+            if self.store_config.embedded and "another process" in str(exc):
+                raise
+            return False
+        except Exception as exc:  # a server that is down or refusing
+            self.store_error = f"{self.store_config.describe()}: {exc}"
+            return False
+        with self._store_lock:
+            self._store, self.pricing = store, pricing
+        self.store_error = ""
+        log.info("storing into %s", self.store_config.describe())
+        return True
+
+    def _connect_loop(self) -> None:
+        backoff = self._backoff()
+        attempt = 0
+        while not self._connect_stop.is_set() and not self._connect_store():
+            delay = backoff.delay(attempt)
+            attempt += 1
+            log.warning("storage not available (%s); retrying in %.1fs — spans are kept in the WAL meanwhile",
+                        self.store_error, delay)
+            self._connect_stop.wait(delay)
+
+    def _backoff(self) -> Backoff:
+        retry = self.config.get("exporters.clickhouse.retry_on_failure")
+        return Backoff(initial_s=retry["initial_interval"], max_s=retry["max_interval"])
+
+    def _after_store(self, store: Store) -> None:
+        if self.pricing is not None:
+            self.stats.spans_repriced += self.pricing.resolve_staged()
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        wal_cfg = self.config.get("exporters.clickhouse.wal")
+        batch = self.config.get("processors.batch")
+        self.wal = WriteAheadLog(
+            self.data_dir / "wal",
+            max_bytes=wal_cfg["max_size_mib"] << 20,
+            segment_max_bytes=wal_cfg["segment_max_mib"] << 20,
+            segment_max_spans=batch["send_batch_size"],
+            segment_max_age_s=batch["timeout"],
+            retain_done_bytes=wal_cfg["retain_done_mib"] << 20,
+            fsync=wal_cfg["fsync"],
+        )
+        if not self._connect_store():
+            threading.Thread(target=self._connect_loop, name="spanledger-store-connect", daemon=True).start()
+        self.writer = SegmentWriter(self.wal, self.store, self.stats, self._backoff(), after_store=self._after_store)
+        self.writer.start()
+        self._start_api()
+        self._start_receiver()
+        self._write_runtime_file()
+
+    def _start_receiver(self) -> None:
+        grpc_cfg = self.config.get("receivers.otlp.protocols.grpc")
+        tls = None
+        if grpc_cfg["tls"]["cert_file"]:
+            tls = TlsFiles(Path(grpc_cfg["tls"]["cert_file"]), Path(grpc_cfg["tls"]["key_file"]),
+                           Path(grpc_cfg["tls"]["client_ca_file"]) if grpc_cfg["tls"]["client_ca_file"] else None)
+        settings = ReceiverSettings(
+            endpoint=self.overrides.grpc_endpoint or grpc_cfg["endpoint"],
+            max_message_bytes=grpc_cfg["max_recv_msg_size_mib"] << 20,
+            workers=grpc_cfg["max_concurrent_streams"],
+            tls=tls,
+            auth=TokenAuth(bearer_tokens(self.config)),
+        )
+        limit = self.config.get("processors.memory_limiter.limit_mib") << 20
+        sink = WalSink(self.wal, AdmissionControl(limit), self.stats)
+        handler = TraceExportHandler(sink, settings, on_rejected=self._count_rejected)
+        self.server = OtlpGrpcServer(handler, settings)
+        self.server.start()
+        log.info("receiving OTLP/gRPC on %s", self.server.address)
+
+    def _count_rejected(self, n: int) -> None:
+        self.stats.spans_rejected += n
+
+    def _start_api(self) -> None:
+        from .api import QueryApi
+
+        endpoint = self.overrides.api_endpoint or self.config.get("extensions.spanledger_api.endpoint")
+        self.api = QueryApi(self, endpoint, TokenAuth(bearer_tokens(self.config)))
+        self.api.start()
+        log.info("query API on %s", self.api.url)
+
+    def _write_runtime_file(self) -> None:
+        info = {"pid": os.getpid(), "grpc": self.server.address if self.server else "",
+                "api": self.api.url if self.api else ""}
+        tmp = self.data_dir / (RUNTIME_FILE + ".tmp")
+        tmp.write_text(json.dumps(info))
+        os.replace(tmp, self.data_dir / RUNTIME_FILE)
+
+    def stop(self, timeout_s: float = 30.0) -> bool:
+        """Graceful: refuse new calls, finish those in flight, store everything durable. True if drained."""
+        (self.data_dir / RUNTIME_FILE).unlink(missing_ok=True)
+        if self.server:
+            self.server.stop(grace_s=min(10.0, timeout_s / 3))
+        self._connect_stop.set()
+        if self.wal:
+            self.wal.close()
+        drained = self.writer.stop(timeout_s) if self.writer else True
+        if self.api:
+            self.api.stop()
+        if self._store:
+            self._store.close()
+        return drained
+
+    def stats_snapshot(self) -> dict:
+        snapshot = dict(vars(self.stats))
+        if self.wal:
+            snapshot.update(wal_unstored_bytes=self.wal.unstored_bytes, wal_pending_segments=self.wal.pending_segments(),
+                            wal_corrupt_records=self.wal.corrupt_records)
+        snapshot["store"] = self.store_config.describe()
+        snapshot["store_ready"] = self._store is not None
+        snapshot["store_error"] = self.store_error
+        return snapshot

@@ -1,0 +1,217 @@
+"""The collector's configuration, in the OpenTelemetry Collector's own format.
+
+An ``otel-config.yaml`` has receivers / processors / exporters / extensions /
+service.pipelines, with ``${env:VAR}`` (and ``${env:VAR:-default}``)
+substitution.  Keys of the ``clickhouse`` exporter follow the Collector
+ClickHouse exporter where they mean the same thing; spanledger's own keys sit
+beside them.  Every key is declared once below with its type and default;
+an unknown key or a bad value stops start-up with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|m|h|d)?\s*$")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+class ConfigError(ValueError):
+    """The configuration is wrong; the message names the key and says what is expected."""
+
+
+def duration_s(value: Any, key: str) -> float:
+    """'1s', '200ms', '72h' (the Collector's duration syntax) or a number of seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ConfigError(f"{key}: {value!r} is not a duration (write e.g. 500ms, 1s, 72h)")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+def substitute_env(text: str) -> str:
+    def repl(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"${{env:{name}}} is used in the configuration but {name} is not set "
+                          f"(set it, or write ${{env:{name}:-default}})")
+    return _ENV.sub(repl, text)
+
+
+# -- the declared shape: key -> (type, default) or nested dict ------------------
+_INT, _STR, _BOOL, _DUR, _LIST, _MAP = "int", "str", "bool", "duration", "list", "map"
+
+SCHEMA: dict[str, Any] = {
+    "receivers": {"otlp": {"protocols": {"grpc": {
+        "endpoint": (_STR, "localhost:4317"),
+        "max_recv_msg_size_mib": (_INT, 4),
+        "max_concurrent_streams": (_INT, 16),
+        "tls": {"cert_file": (_STR, ""), "key_file": (_STR, ""), "client_ca_file": (_STR, "")},
+        "auth": {"authenticator": (_STR, "")},
+    }}}},
+    "processors": {
+        "batch": {"timeout": (_DUR, 1.0), "send_batch_size": (_INT, 50_000), "send_batch_max_size": (_INT, 0)},
+        "memory_limiter": {"check_interval": (_DUR, 1.0), "limit_mib": (_INT, 512), "spike_limit_mib": (_INT, 0)},
+    },
+    "exporters": {"clickhouse": {
+        "endpoint": (_STR, ""),
+        "username": (_STR, ""),
+        "password": (_STR, ""),
+        "database": (_STR, "spanledger"),
+        "traces_table_name": (_STR, "otel_traces"),
+        "ttl": (_DUR, 0.0),
+        "create_schema": (_BOOL, True),
+        "cluster_name": (_STR, ""),
+        "timeout": (_DUR, 30.0),
+        # spanledger's own
+        "data_dir": (_STR, ".spanledger"),
+        "wal": {"max_size_mib": (_INT, 2048), "segment_max_mib": (_INT, 32), "fsync": (_BOOL, True),
+                "retain_done_mib": (_INT, 64)},
+        "limits": {"max_attributes": (_INT, 128), "max_attribute_length": (_INT, 65536),
+                   "max_events": (_INT, 128), "max_links": (_INT, 128)},
+        "pricing": {"overrides_file": (_STR, ""), "provided_cost_wins": (_BOOL, True)},
+        "retry_on_failure": {"initial_interval": (_DUR, 0.2), "max_interval": (_DUR, 30.0)},
+    }},
+    "extensions": {
+        "bearertokenauth": {"tokens": (_LIST, []), "filename": (_STR, ""), "tenants": (_MAP, {})},
+        "spanledger_api": {"endpoint": (_STR, "localhost:4319")},
+        "health_check": {"endpoint": (_STR, "")},
+    },
+    "service": {
+        "extensions": (_LIST, []),
+        "pipelines": {"traces": {"receivers": (_LIST, ["otlp"]), "processors": (_LIST, ["memory_limiter", "batch"]),
+                                 "exporters": (_LIST, ["clickhouse"])}},
+        "telemetry": {"logs": {"level": (_STR, "info")}},
+    },
+}
+
+
+def _check(value: Any, kind: str, key: str) -> Any:
+    if kind == _INT:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{key}: expected a whole number >= 0, got {value!r}")
+    elif kind == _STR:
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            raise ConfigError(f"{key}: expected text, got {value!r}")
+        value = str(value)
+    elif kind == _BOOL:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    elif kind == _DUR:
+        value = duration_s(value, key)
+    elif kind == _LIST:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+    elif kind == _MAP:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+    return value
+
+
+def _resolve(schema: dict[str, Any], given: Any, path: str) -> dict[str, Any]:
+    if given is None:
+        given = {}
+    if not isinstance(given, dict):
+        raise ConfigError(f"{path or 'the configuration'}: expected a mapping of keys, got {given!r}")
+    for key in given:
+        if key not in schema:
+            where = f"{path}.{key}" if path else key
+            raise ConfigError(f"{where}: unknown key (known here: {', '.join(sorted(schema))})")
+    out: dict[str, Any] = {}
+    for key, spec in schema.items():
+        where = f"{path}.{key}" if path else key
+        if isinstance(spec, dict):
+            out[key] = _resolve(spec, given.get(key), where)
+        else:
+            kind, default = spec
+            out[key] = _check(given[key], kind, where) if key in given and given[key] is not None else default
+    return out
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    """The resolved configuration (every key present, every value checked)."""
+
+    raw: dict[str, Any] = field(default_factory=lambda: _resolve(SCHEMA, {}, ""))
+    source: str = "defaults"
+
+    def get(self, dotted: str) -> Any:
+        node: Any = self.raw
+        for part in dotted.split("."):
+            node = node[part]
+        return node
+
+
+def load_config(path: Path | None = None, text: str | None = None) -> CollectorConfig:
+    """Read, substitute ${env:...}, and check a configuration file (or the defaults)."""
+    if path is None and text is None:
+        return CollectorConfig()
+    import yaml  # the collector extra ships PyYAML
+
+    if text is None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read the configuration file {path}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(substitute_env(text)) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path or 'configuration'} is not valid YAML: {exc}") from exc
+    config = CollectorConfig(_resolve(SCHEMA, data, ""), str(path or "text"))
+    _check_pipelines(config)
+    return config
+
+
+def _check_pipelines(config: CollectorConfig) -> None:
+    traces = config.get("service.pipelines.traces")
+    for kind, known in (("receivers", {"otlp"}), ("processors", {"batch", "memory_limiter"}),
+                        ("exporters", {"clickhouse"})):
+        for name in traces[kind]:
+            if name not in known:
+                raise ConfigError(f"service.pipelines.traces.{kind}: {name!r} is not available "
+                                  f"(this collector has: {', '.join(sorted(known))})")
+    authenticator = config.get("receivers.otlp.protocols.grpc.auth.authenticator")
+    if authenticator and authenticator != "bearertokenauth":
+        raise ConfigError("receivers.otlp.protocols.grpc.auth.authenticator: only 'bearertokenauth' is available")
+    for ext in config.get("service.extensions"):
+        if ext not in SCHEMA["extensions"]:
+            raise ConfigError(f"service.extensions: {ext!r} is not available "
+                              f"(this collector has: {', '.join(sorted(SCHEMA['extensions']))})")
+    tls = config.get("receivers.otlp.protocols.grpc.tls")
+    if bool(tls["cert_file"]) != bool(tls["key_file"]):
+        raise ConfigError("receivers.otlp.protocols.grpc.tls: give both cert_file and key_file, or neither")
+
+
+def bearer_tokens(config: CollectorConfig) -> dict[str, str]:
+    """token -> tenant ('' for a token without a tenant), from the bearertokenauth extension."""
+    if config.get("receivers.otlp.protocols.grpc.auth.authenticator") != "bearertokenauth":
+        return {}
+    ext = config.get("extensions.bearertokenauth")
+    tokens: dict[str, str] = {str(t): "" for t in ext["tokens"]}
+    if ext["filename"]:
+        try:
+            lines = Path(ext["filename"]).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ConfigError(f"extensions.bearertokenauth.filename: cannot read {ext['filename']}: {exc.strerror}") from exc
+        for line in lines:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                token, _, tenant = line.partition(" ")
+                tokens[token] = tenant.strip()
+    for tenant, token in ext["tenants"].items():
+        tokens[str(token)] = tenant
+    if not tokens:
+        raise ConfigError("receivers.otlp.protocols.grpc.auth uses bearertokenauth but no token is configured "
+                          "(set extensions.bearertokenauth.tokens, .tenants or .filename)")
+    if any(len(t) < 16 for t in tokens):
+        raise ConfigError("extensions.bearertokenauth: every token must be at least 16 characters long")
+    return tokens

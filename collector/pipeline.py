@@ -1,0 +1,251 @@
+"""From an acknowledged request to rows in ClickHouse.
+
+    receiver --accept()--> [admission] --> [duplicate check] --> WAL (fsync) --> ack
+                                                                  |
+                             SegmentWriter thread:  sealed segment --> Store.load_segment --> .done
+
+* Admission control bounds the memory held by requests in flight; above the
+  ceiling the client is told UNAVAILABLE with a retry delay.
+* A request whose exact bytes were already made durable (a client retrying
+  after a lost answer) is acknowledged again without being stored twice.
+* The writer retries a failing store with exponential backoff and jitter; the
+  WAL keeps accepting until it is full, then the receiver answers UNAVAILABLE.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from .receiver import Overloaded
+from .store import Store, StoreUnavailable
+from .validation import Checked
+from .wal import Segment, WalFull, WalWriteError, WriteAheadLog, encode_record, scan
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestStats:
+    """Counters exposed at /v1/stats; written from several threads (int += under the GIL is enough)."""
+
+    requests_accepted: int = 0
+    spans_accepted: int = 0
+    spans_rejected: int = 0
+    duplicate_requests: int = 0
+    refused_memory: int = 0
+    refused_wal_full: int = 0
+    refused_disk: int = 0
+    segments_stored: int = 0
+    store_failures: int = 0
+    segments_quarantined: int = 0
+    spans_repriced: int = 0
+    last_store_error: str = ""
+    started_at: float = field(default_factory=time.time)
+
+
+class AdmissionControl:
+    """Caps the bytes of requests being processed; parsed protobuf costs a few times its wire size."""
+
+    OVERHEAD = 4
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._in_flight = 0
+        self._lock = threading.Lock()
+
+    def admit(self, size: int) -> int:
+        cost = size * self.OVERHEAD
+        with self._lock:
+            if self._in_flight and self._in_flight + cost > self.max_bytes:
+                raise Overloaded(
+                    f"collector memory limit reached ({self._in_flight >> 20} MiB in flight, "
+                    f"limit {self.max_bytes >> 20} MiB): retry later", retry_after_s=1.0)
+            self._in_flight += cost
+        return cost
+
+    def release(self, cost: int) -> None:
+        with self._lock:
+            self._in_flight -= cost
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+
+class RecentRequests:
+    """Fingerprints of recently stored requests, to acknowledge a client's retry without storing it twice.
+
+    The fingerprint is the request's CRC-32 (already computed for the WAL),
+    its Adler-32 and its length, under the tenant: ~64 bits over requests that
+    are nearly always kilobytes long.
+    """
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        self.capacity = capacity
+        self._seen: OrderedDict[tuple, bool] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def fingerprint(request: bytes, crc: int, tenant: str) -> tuple:
+        return (crc, zlib.adler32(request), len(request), tenant)
+
+    def seen(self, key: tuple) -> bool:
+        with self._lock:
+            return key in self._seen
+
+    def add(self, key: tuple) -> None:
+        with self._lock:
+            self._seen[key] = True
+            if len(self._seen) > self.capacity:
+                self._seen.popitem(last=False)
+
+
+class WalSink:
+    """The receiver's sink: admission, duplicate check, durable append."""
+
+    def __init__(self, wal: WriteAheadLog, admission: AdmissionControl, stats: IngestStats) -> None:
+        self.wal = wal
+        self.admission = admission
+        self.stats = stats
+        self.recent = RecentRequests()
+        self._in_progress: dict[tuple, threading.Event] = {}
+        self._lock = threading.Lock()
+        for record in list(wal.replayed) + list(wal.iter_unstored_records()):
+            # after a restart, requests already in the log are still recognised
+            self.recent.add(RecentRequests.fingerprint(record.request, zlib.crc32(record.request), record.tenant))
+        wal.replayed.clear()
+
+    def accept(self, checked: Checked, original: bytes, tenant: str) -> None:
+        cost = self.admission.admit(len(original))
+        try:
+            self._accept(checked, original, tenant)
+        finally:
+            self.admission.release(cost)
+
+    def _accept(self, checked: Checked, original: bytes, tenant: str) -> None:
+        crc = zlib.crc32(checked.payload)
+        key = RecentRequests.fingerprint(original, crc if checked.payload is original else zlib.crc32(original), tenant)
+        while True:
+            with self._lock:
+                if self.recent.seen(key):
+                    self.stats.duplicate_requests += 1
+                    return
+                waiting = self._in_progress.get(key)
+                if waiting is None:
+                    done = self._in_progress[key] = threading.Event()
+                    break
+            waiting.wait()  # the same request is being written by another call: its outcome decides
+        try:
+            self.wal.append(encode_record(checked.payload, tenant, crc), checked.accepted)
+            self.recent.add(key)
+            self.stats.requests_accepted += 1
+            self.stats.spans_accepted += checked.accepted
+        except WalFull as exc:
+            self.stats.refused_wal_full += 1
+            raise Overloaded(f"{exc}: storage is behind; retry later", retry_after_s=2.0) from exc
+        except WalWriteError as exc:
+            self.stats.refused_disk += 1
+            raise Overloaded(f"cannot write the write-ahead log ({exc}); retry later", retry_after_s=5.0) from exc
+        finally:
+            with self._lock:
+                self._in_progress.pop(key, None)
+            done.set()
+
+
+@dataclass(frozen=True)
+class Backoff:
+    initial_s: float = 0.2
+    max_s: float = 30.0
+    multiplier: float = 2.0
+
+    def delay(self, attempt: int) -> float:
+        """Exponential with full jitter, so many collectors do not retry in step."""
+        return random.uniform(0, min(self.max_s, self.initial_s * self.multiplier ** attempt))
+
+
+class SegmentWriter(threading.Thread):
+    """Moves sealed WAL segments into the store, in order, until stopped and drained."""
+
+    QUARANTINE_AFTER = 5  # a segment the engine cannot parse this many times is set aside
+
+    def __init__(self, wal: WriteAheadLog, store_provider, stats: IngestStats, backoff: Backoff = Backoff(),
+                 after_store=None) -> None:
+        super().__init__(name="spanledger-segment-writer", daemon=True)
+        self.wal = wal
+        self.store_provider = store_provider  # () -> Store | None (None while storage is unreachable)
+        self.stats = stats
+        self.backoff = backoff
+        self.after_store = after_store or (lambda store: None)
+        self._stop_when_drained = threading.Event()
+        self._abandon = threading.Event()
+        self._parse_failures: dict[int, int] = {}
+
+    def run(self) -> None:
+        attempt = 0
+        while not self._abandon.is_set():
+            segment = self.wal.next_sealed(timeout=0.2)
+            if segment is None:
+                if self._stop_when_drained.is_set() and self.wal.pending_segments() == 0:
+                    return
+                continue
+            store: Store | None = self.store_provider()
+            try:
+                if store is None:
+                    raise StoreUnavailable("storage is not reachable yet")
+                store.load_segment(segment.path, segment.dedup_token)
+            except StoreUnavailable as exc:
+                self.stats.store_failures += 1
+                self.stats.last_store_error = str(exc)[:500]
+                if self._is_parse_error(exc):
+                    self._handle_unparsable(segment)
+                    continue
+                delay = self.backoff.delay(attempt)
+                attempt += 1
+                log.warning("storing segment %s failed (attempt %d), retrying in %.1fs: %s",
+                            segment.path.name, attempt, delay, exc)
+                self._abandon.wait(delay)
+                continue
+            attempt = 0
+            self.wal.mark_stored(segment)
+            self.stats.segments_stored += 1
+            try:
+                self.after_store(store)
+            except Exception:  # pricing catch-up failing must not stop storage
+                log.exception("post-store step failed; it will be retried after the next segment")
+
+    @staticmethod
+    def _is_parse_error(exc: Exception) -> bool:
+        text = str(exc)
+        return any(marker in text for marker in ("CANNOT_PARSE", "Protobuf", "UNKNOWN_PROTOBUF", "CANNOT_READ"))
+
+    def _handle_unparsable(self, segment: Segment) -> None:
+        failures = self._parse_failures.get(segment.seq, 0) + 1
+        self._parse_failures[segment.seq] = failures
+        if failures == 1:
+            # re-verify every record's checksum and rewrite without damaged ones
+            result = scan(segment.path.read_bytes())
+            if result.corrupt or result.torn_tail:
+                self.wal.corrupt_records += result.corrupt
+                self.wal.replace_segment(segment, result.records)
+            return
+        if failures >= self.QUARANTINE_AFTER:
+            target = self.wal.quarantine(segment)
+            self.stats.segments_quarantined += 1
+            log.error("segment %s could not be parsed by the store %d times; moved to %s for inspection",
+                      segment.path.name, failures, target)
+
+    def stop(self, drain_timeout_s: float) -> bool:
+        """Store what is sealed, then stop; False if that took longer than ``drain_timeout_s``."""
+        self._stop_when_drained.set()
+        self.join(drain_timeout_s)
+        if self.is_alive():
+            self._abandon.set()
+            self.join(5)
+            return False
+        return True
