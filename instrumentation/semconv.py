@@ -39,6 +39,15 @@ GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
 GEN_AI_TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
 GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
 ERROR_TYPE: Final = "error.type"
+CODE_FUNCTION_NAME: Final = "code.function.name"
+CODE_NAMESPACE: Final = "code.namespace"
+# HTTP server conventions (middleware)
+HTTP_REQUEST_METHOD: Final = "http.request.method"
+HTTP_ROUTE: Final = "http.route"
+HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
+URL_PATH: Final = "url.path"
+URL_SCHEME: Final = "url.scheme"
+USER_AGENT_ORIGINAL: Final = "user_agent.original"
 
 # gen_ai.operation.name values
 OP_CHAT: Final = "chat"
@@ -84,6 +93,8 @@ AGENT_TYPE: Final = "spanledger.agent.type"
 TASK_ID: Final = "spanledger.task.id"
 PROGRESS_PERCENT: Final = "spanledger.progress.percent"
 CONFLICT_REASON: Final = "spanledger.conflict.reason"
+AGENT_EVENT: Final = "spanledger.agent.event"  # agent_started | agent_progress | ... (see activities.agents.AgentEvent)
+AGENT_TURN: Final = "spanledger.agent.turn"  # 1-based index of the turn within a run, when given
 
 # Identities inherited by every span under a scope (see context.associate()).
 USER_ID: Final = "spanledger.user.id"
@@ -98,6 +109,7 @@ TENANT_ID: Final = "spanledger.tenant.id"  # set by the collector from the auth 
 TICKET_OPERATION: Final = "spanledger.ticket.operation"  # create | update | assign | close | delete
 TICKET_CHANGED_FIELDS: Final = "spanledger.ticket.changed_fields"
 TICKET_ASSIGNEE: Final = "spanledger.ticket.assignee"
+TICKET_CHANGES: Final = "spanledger.ticket.changes"  # JSON of the new values; content, so opt-in
 
 # Project actions
 PROJECT_ACTION_TYPE: Final = "spanledger.project.action"
@@ -107,9 +119,13 @@ PROJECT_ACTION_DETAILS: Final = "spanledger.project.action_details"
 CONVERSATION_SEQUENCE: Final = "spanledger.conversation.sequence"
 CONVERSATION_ACTIVITY: Final = "spanledger.conversation.activity"
 MCP_SERVER: Final = "spanledger.mcp.server"
+CONVERSATION_MESSAGE: Final = "spanledger.conversation.message"  # content, so opt-in
+CONVERSATION_TOKENS: Final = "spanledger.conversation.tokens"  # informational; never summed as usage
 
 # Product analytics events
+EVENT_TYPE: Final = "spanledger.event.type"
 EVENT_CATEGORY: Final = "spanledger.event.category"
+EVENT_METADATA_PREFIX: Final = "spanledger.event.metadata"  # + ".<key>" per metadata entry
 EVENT_ACTION: Final = "spanledger.event.action"
 ENTITY_TYPE: Final = "spanledger.entity.type"
 ENTITY_ID: Final = "spanledger.entity.id"
@@ -118,6 +134,8 @@ DURATION_MS: Final = "spanledger.duration_ms"
 
 # Tokens and cost.  Costs travel as decimal *strings* so they stay exact.
 TOKENS_SOURCE: Final = "spanledger.tokens.source"  # provider | tiktoken | estimate
+TOKENS_ENCODING: Final = "spanledger.tokens.encoding"  # tiktoken encoding used when source=tiktoken
+LLM_TIME_TO_FIRST_CHUNK_MS: Final = "spanledger.llm.time_to_first_chunk_ms"  # streaming calls
 COST_INPUT_USD: Final = "spanledger.cost.input_usd"
 COST_OUTPUT_USD: Final = "spanledger.cost.output_usd"
 COST_TOTAL_USD: Final = "spanledger.cost.total_usd"
@@ -127,6 +145,7 @@ COST_PRICING_MODEL: Final = "spanledger.cost.pricing_model"  # the price entry t
 COST_SOURCE_PROVIDED: Final = "provided"
 COST_SOURCE_COMPUTED: Final = "computed"
 COST_SOURCE_UNKNOWN_MODEL: Final = "unknown_model"
+COST_SOURCE_NONE: Final = "none"  # no usage to price (e.g. the call failed before any response)
 
 TOKENS_SOURCE_PROVIDER: Final = "provider"
 TOKENS_SOURCE_TIKTOKEN: Final = "tiktoken"
