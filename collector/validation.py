@@ -35,7 +35,7 @@ NON_NEGATIVE_KEYS = frozenset({
     "spanledger.cost.input_usd", "spanledger.cost.output_usd", "spanledger.cost.total_usd",
     "llm.cost.total", "llm.cost.prompt", "llm.cost.completion",
 })
-_MAX_MESSAGES = 5  # examples quoted in error_message
+_MAX_MESSAGES = 10  # examples quoted in error_message
 
 # Byte patterns that the bad numbers we check for produce in the encoded
 # request: a negative int64 varint above -2**35 ends in ff ff ff ff 01; NaN and
