@@ -151,6 +151,26 @@ class CollectorConfig:
         return node
 
 
+def _expand_env(node: Any, yaml) -> Any:
+    """Substitute ${env:...} in values (never in comments or keys), as the Collector does.
+
+    A value that is one whole reference takes the variable's YAML type, so
+    ``fsync: ${env:FSYNC}`` with FSYNC=false is a boolean."""
+    if isinstance(node, dict):
+        return {k: _expand_env(v, yaml) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand_env(v, yaml) for v in node]
+    if isinstance(node, str) and "${env:" in node:
+        expanded = substitute_env(node)
+        if _ENV.fullmatch(node.strip()):
+            try:
+                return yaml.safe_load(expanded) if expanded.strip() else ""
+            except yaml.YAMLError:
+                return expanded
+        return expanded
+    return node
+
+
 def load_config(path: Path | None = None, text: str | None = None) -> CollectorConfig:
     """Read, substitute ${env:...}, and check a configuration file (or the defaults)."""
     if path is None and text is None:
@@ -163,7 +183,7 @@ def load_config(path: Path | None = None, text: str | None = None) -> CollectorC
         except OSError as exc:
             raise ConfigError(f"cannot read the configuration file {path}: {exc.strerror}") from exc
     try:
-        data = yaml.safe_load(substitute_env(text)) or {}
+        data = _expand_env(yaml.safe_load(text) or {}, yaml)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path or 'configuration'} is not valid YAML: {exc}") from exc
     config = CollectorConfig(_resolve(SCHEMA, data, ""), str(path or "text"))
