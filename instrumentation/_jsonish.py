@@ -14,6 +14,8 @@ from typing import Any
 
 from opentelemetry.util.types import AttributeValue
 
+from spanledger._safe import safe_str
+
 _PRIMITIVES = (str, bool, int, float)
 
 
@@ -26,8 +28,8 @@ def _default(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray)):
         return value.decode("utf-8", "replace")
     if isinstance(value, (set, frozenset)):
-        return sorted(value, key=repr)
-    return str(value)
+        return sorted(value, key=safe_str)
+    return safe_str(value)
 
 
 def to_json(value: Any) -> str:
@@ -54,7 +56,7 @@ def to_attribute_value(value: Any) -> AttributeValue | None:
     try:
         return to_json(value)
     except Exception:  # noqa: BLE001 - never fail on odd user values
-        return str(value)
+        return safe_str(value)
 
 
 def flatten_attributes(prefix: str, values: Mapping[str, Any] | None) -> dict[str, AttributeValue]:
@@ -69,5 +71,5 @@ def flatten_attributes(prefix: str, values: Mapping[str, Any] | None) -> dict[st
     for key, value in items:
         converted = to_attribute_value(value)
         if converted is not None:
-            out[f"{prefix}.{key}" if prefix else str(key)] = converted
+            out[f"{prefix}.{safe_str(key)}" if prefix else safe_str(key)] = converted
     return out

@@ -85,8 +85,12 @@ def guarded(site: str) -> Iterator[None]:
         internal_error(site)
 
 
-def never_fail(default: Any = None) -> Callable[[_F], _F]:
-    """Decorate an internal function so that an exception returns ``default`` instead."""
+def never_fail(default: Any = None, *, fallback: Callable[[], Any] | None = None) -> Callable[[_F], _F]:
+    """Decorate a helper so that an exception returns ``default`` (or ``fallback()``) instead.
+
+    Factories of activities use ``fallback`` to hand back a harmless object of
+    the right type, so ``with helper(garbage):`` still works.
+    """
 
     def decorate(fn: _F) -> _F:
         site = getattr(fn, "__qualname__", repr(fn))
@@ -97,7 +101,7 @@ def never_fail(default: Any = None) -> Callable[[_F], _F]:
                 return fn(*args, **kwargs)
             except Exception:  # noqa: BLE001
                 internal_error(site)
-                return default
+                return fallback() if fallback is not None else default
 
         return wrapper  # type: ignore[return-value]
 
@@ -130,7 +134,12 @@ def as_text(value: object) -> str | None:
 
         return to_json(value)
     except Exception:  # noqa: BLE001
-        try:
-            return repr(value)
-        except Exception:  # noqa: BLE001
-            return f"<unrepresentable {type(value).__name__}>"
+        return safe_str(value)
+
+
+def safe_str(value: object) -> str:
+    """``str(value)``, or a placeholder if even that raises."""
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001
+        return f"<unprintable {type(value).__name__}>"

@@ -117,10 +117,14 @@ def _encoding(name: str) -> Any | None:
     return encoding
 
 
-@lru_cache(maxsize=4096)
 def encoding_for_model(model: str | None) -> str:
     """The encoding spanledger counts ``model`` with (cl100k_base stands in for non-OpenAI models)."""
-    name = (model or "").lower().rsplit("/", 1)[-1]  # "openai/gpt-4o" -> "gpt-4o"
+    return _encoding_for_name(model) if isinstance(model, str) else CL100K
+
+
+@lru_cache(maxsize=4096)
+def _encoding_for_name(model: str) -> str:
+    name = model.lower().rsplit("/", 1)[-1]  # "openai/gpt-4o" -> "gpt-4o"
     if name.startswith(_O200K_PREFIXES):
         return O200K
     if name.startswith(_CL100K_PREFIXES):

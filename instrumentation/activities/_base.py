@@ -25,7 +25,7 @@ from spanledger import _clock
 from spanledger import semconv as sc
 from spanledger._jsonish import to_attribute_value
 from spanledger._runtime import RUNTIME
-from spanledger._safe import internal_error
+from spanledger._safe import internal_error, never_fail, safe_str
 from spanledger.context import with_associations
 
 Attributes = dict[str, AttributeValue]
@@ -71,7 +71,7 @@ def merge_attributes(base: Attributes, extra: Mapping[str, Any] | None) -> Attri
                 if key not in base:
                     converted = to_attribute_value(value)
                     if converted is not None:
-                        base[str(key)] = converted
+                        base[safe_str(key)] = converted
         except Exception:  # noqa: BLE001
             internal_error("merge_attributes")
     return base
@@ -222,12 +222,14 @@ class Activity:
     def ref(self) -> ActivityRef | None:
         return ref_of(self.span)
 
+    @never_fail()
     def set_attribute(self, key: str, value: Any) -> None:
         attributes: Attributes = {}
         put(attributes, key, value)
         if attributes:
             self.span.set_attributes(attributes)
 
+    @never_fail()
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         self.span.set_attributes(merge_attributes({}, attributes))
 

@@ -20,6 +20,7 @@ from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from spanledger import semconv as sc
+from spanledger._safe import never_fail
 from spanledger.activities._base import Activity, ActivityRef, Attributes, merge_attributes, put, record_instant
 
 
@@ -80,6 +81,7 @@ def _agent_attributes(
     return attributes
 
 
+@never_fail()
 def agent_event(
     event: str,
     agent_name: str | None = None,
@@ -162,6 +164,7 @@ class AgentRun(Activity):
         return super().__enter__()  # type: ignore[no-any-return]
 
 
+@never_fail(fallback=lambda: AgentRun("agent", {}, {}))
 def agent_run(
     name: str,
     *,
@@ -182,6 +185,7 @@ def agent_run(
     return AgentRun(name, attrs, scope)
 
 
+@never_fail(fallback=lambda: Activity("agent_turn", {}))
 def agent_turn(
     agent_name: str | None = None,
     *,
@@ -196,6 +200,7 @@ def agent_turn(
     return Activity(f"agent_turn {agent_name}" if agent_name else "agent_turn", attrs)
 
 
+@never_fail(fallback=lambda: Activity("agent_reasoning", {}))
 def reasoning_step(
     agent_name: str | None = None,
     *,

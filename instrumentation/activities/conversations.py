@@ -26,6 +26,7 @@ from typing import Any, Final
 
 from spanledger import semconv as sc
 from spanledger._runtime import RUNTIME
+from spanledger._safe import never_fail, safe_str
 from spanledger.activities._base import ActivityRef, Attributes, merge_attributes, put, record_instant
 from spanledger.context import associate
 
@@ -43,9 +44,9 @@ class Conversation:
     def __init__(
         self, conversation_id: str, *, session_id: str | None = None, user_id: str | None = None, start_sequence: int = 0
     ) -> None:
-        self.conversation_id = str(conversation_id)
-        self.session_id = None if session_id is None else str(session_id)
-        self.user_id = None if user_id is None else str(user_id)
+        self.conversation_id = safe_str(conversation_id)
+        self.session_id = None if session_id is None else safe_str(session_id)
+        self.user_id = None if user_id is None else safe_str(user_id)
         self._sequence = int(start_sequence) if isinstance(start_sequence, int) else 0
         self._lock = threading.Lock()
 
@@ -59,6 +60,7 @@ class Conversation:
             self._sequence += 1
             return self._sequence
 
+    @never_fail()
     def record(
         self,
         activity: str,
@@ -127,11 +129,12 @@ _registry: OrderedDict[str, Conversation] = OrderedDict()
 _registry_lock = threading.Lock()
 
 
+@never_fail(fallback=lambda: Conversation("unknown"))
 def conversation(
     conversation_id: Any, *, session_id: str | None = None, user_id: str | None = None, start_sequence: int = 0
 ) -> Conversation:
     """The process's :class:`Conversation` for this id (created on first use)."""
-    key = str(conversation_id)
+    key = safe_str(conversation_id)
     with _registry_lock:
         found = _registry.get(key)
         if found is not None:

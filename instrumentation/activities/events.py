@@ -13,9 +13,11 @@ from typing import Any
 
 from spanledger import semconv as sc
 from spanledger._jsonish import flatten_attributes
+from spanledger._safe import never_fail
 from spanledger.activities._base import ActivityRef, Attributes, merge_attributes, put, record_instant
 
 
+@never_fail()
 def product_event(
     event_type: str,
     *,

@@ -29,7 +29,7 @@ from spanledger import _clock
 from spanledger import semconv as sc
 from spanledger._jsonish import to_json
 from spanledger._runtime import RUNTIME
-from spanledger._safe import as_count, as_text, internal_error, invalid_input
+from spanledger._safe import as_count, as_text, internal_error, invalid_input, never_fail, safe_str
 from spanledger.activities._base import Activity, Attributes, merge_attributes, put
 from spanledger.pricing import cost_from_rates, decimal_text
 from spanledger.privacy import ContentPolicy
@@ -135,6 +135,7 @@ class LLMCall(Activity):
         except Exception:  # noqa: BLE001
             internal_error("LLMCall.set_usage")
 
+    @never_fail()
     def set_cost(self, total_usd: Any, *, input_usd: Any = None, output_usd: Any = None) -> None:
         """A cost the provider (or your gateway) reported; kept as is and marked ``provided``."""
         total = _usd_text(total_usd, "total_usd")
@@ -145,6 +146,7 @@ class LLMCall(Activity):
         put(attributes, sc.COST_OUTPUT_USD, _usd_text(output_usd, "output_usd"))
         self._cost_attrs = attributes
 
+    @never_fail()
     def set_response(
         self,
         *,
@@ -165,10 +167,12 @@ class LLMCall(Activity):
         if output is not None:
             self.set_output(output)
 
+    @never_fail()
     def set_output(self, output: Any) -> None:
         """The complete output text (replaces chunks appended so far)."""
         self._output = [output if isinstance(output, str) else (as_text(output) or "")]
 
+    @never_fail()
     def append_output(self, chunk: Any) -> None:
         """A streamed chunk; the first one records the time to first chunk."""
         if self._output is None:
@@ -236,6 +240,7 @@ class LLMCall(Activity):
         return super().__enter__()  # type: ignore[no-any-return]
 
 
+@never_fail(fallback=lambda: LLMCall("chat", {}, None, None, None))
 def llm_call(
     model: str | None,
     *,
@@ -252,7 +257,7 @@ def llm_call(
     the provider reports no usage, and recorded only if content capture is on.
     """
     if model is not None and not isinstance(model, str):
-        model = str(model)
+        model = safe_str(model)
     operation = str(operation) if operation else sc.OP_CHAT
     attrs: Attributes = {sc.GEN_AI_OPERATION_NAME: operation, sc.ACTIVITY_TYPE: "llm_call"}
     if provider:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from spanledger import semconv as sc
+from spanledger._safe import never_fail
 from spanledger.activities._base import ActivityRef, Attributes, merge_attributes, put, record_instant
 
 
@@ -39,6 +40,7 @@ def normalize_status(status: Any) -> str | None:
     return _STATUS_ALIASES.get(text.lower(), text)
 
 
+@never_fail()
 def project_action(
     action_type: str,
     *,

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from spanledger import semconv as sc
 from spanledger._runtime import RUNTIME
+from spanledger._safe import never_fail
 from spanledger.activities._base import ActivityRef, Attributes, merge_attributes, put, record_instant
 
 
@@ -23,6 +24,7 @@ class TicketOperation:
     DELETE: Final = "delete"
 
 
+@never_fail()
 def ticket_operation(
     operation: str,
     ticket_id: str,

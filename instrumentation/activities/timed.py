@@ -16,12 +16,14 @@ from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from typing import Any, ParamSpec, TypeVar, overload
 
 from spanledger import semconv as sc
+from spanledger._safe import internal_error, never_fail, safe_str
 from spanledger.activities._base import Activity, Attributes, merge_attributes, put
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
+@never_fail(fallback=lambda: Activity("activity", {}))
 def activity(
     name: str,
     *,
@@ -34,7 +36,7 @@ def activity(
     put(attrs, sc.ACTIVITY_DESCRIPTION, description)
     if attributes:
         merge_attributes(attrs, attributes)
-    return Activity(str(name), attrs)
+    return Activity(safe_str(name), attrs)
 
 
 def _wrap_generator(fn: Callable[..., Generator[Any, Any, Any]], make: Callable[[], Activity]) -> Callable[..., Any]:
@@ -150,6 +152,17 @@ def _decorate(
     return wrapper  # type: ignore[return-value]
 
 
+def _safe_decorate(
+    fn: Callable[_P, _R], name: str | None, activity_type: str, attributes: Mapping[str, Any] | None
+) -> Callable[_P, _R]:
+    """If instrumenting fails, the function is returned untouched."""
+    try:
+        return _decorate(fn, name, activity_type, attributes)
+    except Exception:  # noqa: BLE001
+        internal_error("instrument")
+        return fn
+
+
 @overload
 def instrument(fn: Callable[_P, _R], /) -> Callable[_P, _R]: ...
 
@@ -170,9 +183,9 @@ def instrument(
 ) -> Any:
     """Time every call of a function as an activity: ``@instrument`` or ``@instrument(name=...)``."""
     if fn is not None:
-        return _decorate(fn, name, activity_type, attributes)
+        return _safe_decorate(fn, name, activity_type, attributes)
 
     def decorator(inner: Callable[_P, _R]) -> Callable[_P, _R]:
-        return _decorate(inner, name, activity_type, attributes)
+        return _safe_decorate(inner, name, activity_type, attributes)
 
     return decorator

@@ -14,6 +14,7 @@ from opentelemetry.trace import Span
 
 from spanledger import semconv as sc
 from spanledger._runtime import RUNTIME
+from spanledger._safe import never_fail
 from spanledger.activities._base import Activity, ActivityRef, Attributes, merge_attributes, put, record_instant
 
 
@@ -62,6 +63,7 @@ class ToolCall(Activity):
         return super().__enter__()  # type: ignore[no-any-return]
 
 
+@never_fail(fallback=lambda: ToolCall("tool", {}))
 def tool_call(
     name: str,
     *,
@@ -77,6 +79,7 @@ def tool_call(
     return ToolCall(name, _tool_attributes(name, arguments, call_id, tool_type, agent_name, mcp_server, attributes))
 
 
+@never_fail()
 def record_tool_call(
     name: str,
     arguments: Any = None,
