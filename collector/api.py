@@ -64,15 +64,19 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: HTTPStatus, message: str) -> None:
         self._send(status, {"error": message})
 
-    def _authorized(self) -> bool:
+    def _tenant(self) -> str | None:
+        """'' for an operator (or no auth configured), the tenant's name, or None after answering 401."""
         tenant = self.server.auth.tenant_for(self.headers.get("Authorization"))
         if tenant is None:
             self._error(HTTPStatus.UNAUTHORIZED, "missing or unknown bearer token: send 'Authorization: Bearer <token>'")
-            return False
+        return tenant
+
+    def _authorized(self) -> bool:
+        tenant = self._tenant()
         if tenant:
-            self._error(HTTPStatus.FORBIDDEN, "raw SQL and stats need an operator token, not a tenant token")
+            self._error(HTTPStatus.FORBIDDEN, "stats need an operator token, not a tenant token")
             return False
-        return True
+        return tenant is not None
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         path = self.path.split("?", 1)[0]
@@ -90,7 +94,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path != "/v1/sql":
             self._error(HTTPStatus.NOT_FOUND, f"no such endpoint {path}: POST /v1/sql takes {{\"query\": ...}}")
             return
-        if not self._authorized():
+        tenant = self._tenant()
+        if tenant is None:
             return
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY_BYTES:
@@ -112,7 +117,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         started = time.perf_counter()
         try:
-            result = store.query(query, parameters)
+            result = store.query(query, parameters, tenant=tenant or None)
         except QueryRejected as exc:
             self._error(HTTPStatus.BAD_REQUEST, str(exc))
             return

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .ddl import SchemaOptions
+from .tenancy import TenantQueryRefused, check_tree, filter_setting, tenant_tables
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ class Store:
         # write, SET or file/url access made through it, whatever the SQL says.
         self._reader.command("SET readonly = 1")
         self._reader_lock = threading.Lock()
+        self._tenant_readers: dict[str, Any] = {}
 
     def _connect(self):
         cc = _import_clickhouse_connect()
@@ -159,8 +161,10 @@ class Store:
             self.writer.insert(f"{self.options.database}.{table}", rows, column_names=columns)
 
     # -- reading --------------------------------------------------------------------
-    def query(self, sql: str, parameters: dict[str, Any] | None = None):
-        """Run one read-only statement; parameters are bound by the engine (``{name:Type}``)."""
+    def query(self, sql: str, parameters: dict[str, Any] | None = None, tenant: str | None = None):
+        """Run one read-only statement; parameters are bound by the engine (``{name:Type}``).
+
+        With ``tenant``, only that tenant's rows of the span tables are visible (see tenancy.py)."""
         sql = sql.strip().rstrip(";").strip()
         if not sql:
             raise QueryRejected("empty query: give one SELECT statement")
@@ -169,10 +173,30 @@ class Store:
                 self._reader.query("SELECT formatQuerySingleLine({q:String})", parameters={"q": sql})
             except Exception as exc:
                 raise QueryRejected(_engine_message(exc, "the query is not valid ClickHouse SQL")) from exc
+            reader = self._reader
+            if tenant is not None:
+                reader = self._tenant_reader(tenant)
+                try:
+                    ast = [r[0] for r in reader.query(f"EXPLAIN AST {sql}", parameters=parameters or {}).result_rows]
+                    check_tree(ast, tenant_tables(self.options.database, self.options.traces_table))
+                except TenantQueryRefused as exc:
+                    raise QueryRejected(str(exc)) from exc
+                except Exception as exc:
+                    raise QueryRejected(_engine_message(exc, "the query failed")) from exc
             try:
-                return self._reader.query(sql, parameters=parameters or {})
+                return reader.query(sql, parameters=parameters or {})
             except Exception as exc:
                 raise QueryRejected(_engine_message(exc, "the query failed")) from exc
+
+    def _tenant_reader(self, tenant: str):
+        reader = self._tenant_readers.get(tenant)
+        if reader is None:
+            reader = self._connect()
+            setting = filter_setting(self.options.database, self.options.traces_table, tenant)
+            reader.command(f"SET additional_table_filters = {setting}")
+            reader.command("SET readonly = 1")  # last: from here on the filter cannot be changed
+            self._tenant_readers[tenant] = reader
+        return reader
 
     def ping(self) -> bool:
         try:
@@ -182,7 +206,7 @@ class Store:
             return False
 
     def close(self) -> None:
-        for client in (self._reader, self.writer):
+        for client in (self._reader, self.writer, *self._tenant_readers.values()):
             try:
                 client.close()
             except Exception:  # closing is best effort

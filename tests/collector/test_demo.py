@@ -159,7 +159,8 @@ def test_the_seeds_activities_are_all_there(store):
     actions = {a for (a,) in q(store, f"SELECT DISTINCT SpanAttributes['spanledger.project.action'] FROM {T} "
                                       "WHERE ActivityType = 'project_action'")}
     assert {"project_created", "database_created", "endpoints_added", "deployment", "github_push"} <= actions
-    assert q(store, f"SELECT count() FROM {T} WHERE ToolName != '' AND SpanAttributes['spanledger.mcp.server'] != ''")[0][0] > 0
+    mcp = q(store, f"SELECT count() FROM {T} WHERE ToolName != '' AND SpanAttributes['spanledger.mcp.server'] != ''")
+    assert mcp[0][0] > 0
     # conversation activities are numbered 1, 2, 3... in order within each conversation
     for conv, seqs in q(store, f"""
             SELECT ConversationId, arrayMap(x -> toUInt32(x.2), arraySort(groupArray((Timestamp,

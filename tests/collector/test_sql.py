@@ -97,3 +97,50 @@ def test_cli_opens_the_store_directly_when_no_collector_runs(loaded):
     assert "spans" in table.stdout and "3" in table.stdout and "(1 row)" in table.stdout
     bad = _cli("DROP TABLE spanledger.otel_traces", "--data-dir", str(data_dir))
     assert bad.returncode == 1 and "read-only" in bad.stderr
+
+
+TENANTS_CONFIG = """
+processors: {batch: {timeout: 100ms}}
+receivers: {otlp: {protocols: {grpc: {auth: {authenticator: bearertokenauth}}}}}
+extensions:
+  bearertokenauth:
+    tokens: ["operator-token-0123456789"]
+    tenants: {acme: "acme-token-0123456789ab", globex: "globex-token-0123456789"}
+"""
+
+
+def _post_as(api: str, token: str, query: str, parameters: dict | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(f"{api}/v1/sql", data=json.dumps({"query": query, "parameters": parameters or {}}).encode(),
+                                     headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_a_tenant_never_sees_another_tenants_rows(collector_factory):
+    collector = collector_factory(TENANTS_CONFIG)
+    for tenant, token, n in (("acme", "acme-token-0123456789ab", 2), ("globex", "globex-token-0123456789", 3)):
+        request, scope = new_request(tenant)
+        for i in range(n):
+            make_span(scope, f"{tenant}-{i}", attributes={"gen_ai.request.model": "gpt-4o", "gen_ai.provider.name": "openai",
+                                                          "gen_ai.usage.input_tokens": 100})
+        RawClient(collector.server.address, metadata=(("authorization", f"Bearer {token}"),)).export(request.SerializeToString())
+    wait_stored(collector, 5)
+    api = collector.api.url
+    status, body = _post_as(api, "acme-token-0123456789ab", "SELECT SpanName FROM spanledger.otel_traces ORDER BY SpanName")
+    assert status == 200 and body["rows"] == [["acme-0"], ["acme-1"]]
+    status, body = _post_as(api, "globex-token-0123456789", "SELECT sum(Spans) FROM spanledger.spanledger_usage_hourly")
+    assert body["rows"] == [[3]]
+    for evil in ("SELECT * FROM merge('spanledger', 'otel_traces')",
+                 "SELECT count() FROM spanledger.otel_traces SETTINGS additional_table_filters = {}",
+                 "SELECT count() FROM spanledger.spanledger_spans_unpriced",
+                 "SELECT count() FROM system.parts",
+                 "WITH t AS (SELECT 1) SELECT * FROM t"):
+        status, body = _post_as(api, "acme-token-0123456789ab", evil)
+        assert status == 400, (evil, body)
+    status, body = _post_as(api, "operator-token-0123456789", "SELECT count() FROM spanledger.otel_traces")
+    assert body["rows"] == [[5]]
+    status, body = _post_as(api, "wrong-token-00000000000", "SELECT 1")
+    assert status == 401 and "wrong-token" not in json.dumps(body)
