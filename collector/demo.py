@@ -25,7 +25,7 @@ from pathlib import Path
 
 from . import render
 from .demo_report import Report
-from .demo_workload import SimClock, SpanCounter, Workload, send_foreign_spans
+from .demo_workload import SimClock, SpanCounter, Workload
 
 CONFIG = "processors:\n  batch:\n    timeout: 200ms\n"
 RUN_ATTRIBUTE = "spanledger.demo.run"
@@ -74,9 +74,14 @@ def _quiet_collector_logs():
 
 def _start_collector(path: Path):
     from .app import Collector, Overrides
+    from .cli import running_collector_api
     from .config import load_config
     from .store import StoreUnavailable
 
+    api = running_collector_api(path)
+    if api:  # the embedded store admits one process, and two collectors must not share a WAL
+        raise DemoFailed(f"a collector is already running on {path} (its API: {api}); stop it or pick another "
+                         "--data-dir")
     collector = Collector(load_config(text=CONFIG),
                           Overrides(grpc_endpoint="127.0.0.1:0", api_endpoint="127.0.0.1:0", data_dir=str(path)))
     try:
@@ -84,7 +89,7 @@ def _start_collector(path: Path):
     except (StoreUnavailable, OSError) as exc:
         collector.stop(5)
         raise DemoFailed(f"cannot start the collector on {path}: {exc}") from exc
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 15
     while collector.store() is None:
         if time.monotonic() > deadline:
             collector.stop(5)
@@ -116,7 +121,7 @@ def _run(path: Path, scale: int, keep: bool) -> None:
     run_id = os.urandom(6).hex()
     print("spanledger demo — a simulated AI agent team, traced through a real collector\n", file=out)
     collector = _start_collector(path)
-    foreign = None
+    foreign, configured = None, False
     try:
         address = collector.server.address
         print(f"  collector  OTLP/gRPC on {address}, storing into {collector.store_config.describe()}", file=out)
@@ -125,10 +130,14 @@ def _run(path: Path, scale: int, keep: bool) -> None:
             service_name="acme-agents", endpoint=f"http://{address}", insecure=True, schedule_delay_millis=200,
             resource_attributes={RUN_ATTRIBUTE: run_id, "deployment.environment.name": "demo"},
             span_processors=[counter])
-        if settings is None or settings.disabled or settings.endpoint.rstrip("/") != f"http://{address}":
-            raise DemoFailed("spanledger is disabled (OTEL_SDK_DISABLED) or already configured in this process "
-                             "for another endpoint; the demo needs its own pipeline")
+        if settings is not None and settings.disabled:
+            raise DemoFailed("OTEL_SDK_DISABLED is set, so no span would be recorded: unset it to run the demo")
+        if settings is None or settings.endpoint.rstrip("/") != f"http://{address}":
+            raise DemoFailed("spanledger is already configured in this process for another endpoint (or its set-up "
+                             "failed, see the log above); the demo needs its own pipeline")
+        configured = True
         foreign, foreign_counter = _foreign_provider(f"http://{address}", run_id)
+        before = spanledger.stats()  # counters are per process: compare this run's deltas
 
         clock = SimClock(time.time_ns() - SIMULATED_SPAN_S * scale * 1_000_000_000)
         bar = render.ProgressBar(1)
@@ -140,9 +149,8 @@ def _run(path: Path, scale: int, keep: bool) -> None:
               file=out, flush=True)
         started = time.monotonic()
         with clock.installed():
-            tally = workload.run()
-            tally.foreign_spans = send_foreign_spans(foreign.get_tracer("openinference.instrumentation.openai"),
-                                                     clock, workload.rng, scale)
+            workload.run()
+            send_foreign_spans(foreign.get_tracer("openinference.instrumentation.openai"), clock, workload.rng, scale)
             workload.done_units += 1
         sent_s = time.monotonic() - started
         expected = counter.ended + foreign_counter.ended
@@ -151,9 +159,9 @@ def _run(path: Path, scale: int, keep: bool) -> None:
         if not spanledger.force_flush(30_000) or not foreign.force_flush(30_000):
             raise DemoFailed("the exporters could not deliver every span within 30 s")
         stats = spanledger.stats()
-        if stats.spans_dropped or stats.spans_failed:
-            raise DemoFailed(f"the instrumentation dropped {stats.spans_dropped} and failed to export "
-                             f"{stats.spans_failed} spans")
+        dropped, failed = stats.spans_dropped - before.spans_dropped, stats.spans_failed - before.spans_failed
+        if dropped or failed:
+            raise DemoFailed(f"the instrumentation dropped {dropped} spans and failed to export {failed}")
         print(f"  {expected:,} spans sent ({counter.ended:,} via spanledger, {foreign_counter.ended} from a plain "
               f"OTel SDK in OpenInference/OpenLLMetry/GenAI-v1 conventions) in {sent_s:.1f} s", file=out)
         waited = _wait_until_stored(collector, expected, run_id, timeout_s=60 + 5 * scale)
@@ -165,7 +173,8 @@ def _run(path: Path, scale: int, keep: bool) -> None:
         out.write(_hints(path, keep, report))
         out.flush()
     finally:
-        spanledger.shutdown()
+        if configured:
+            spanledger.shutdown()
         if foreign is not None:
             foreign.shutdown()
         collector.stop(30)
@@ -211,3 +220,44 @@ def _hints(path: Path, keep: bool, report: Report) -> str:
         f"WHERE TraceId = '{report.shown_trace or '<trace id>'}' ORDER BY Timestamp\"{where}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def send_foreign_spans(tracer, clock: SimClock, rng, scale: int = 1) -> int:
+    """Spans as other instrumentations write them; the collector normalizes and prices them itself.
+
+    Returns how many spans were ended (a plain OTel SDK tracer, not spanledger's).
+    """
+    from opentelemetry.trace import SpanKind
+
+    ended = 0
+    for i in range(scale):
+        clock.now -= 600_000_000_000  # ten minutes earlier than the last workload span
+        # OpenInference (Arize Phoenix / OpenInference instrumentors): a RAG chain.
+        with tracer.start_as_current_span("rag_query", attributes={
+                "openinference.span.kind": "CHAIN", "session.id": f"oi-sess-{i}", "user.id": "user_3001"}):
+            with tracer.start_as_current_span("retrieve", attributes={"openinference.span.kind": "RETRIEVER"}):
+                clock.advance(rng.uniform(60, 250))
+            prompt, cached = rng.randint(1500, 2500), 1024
+            with tracer.start_as_current_span("ChatCompletion", kind=SpanKind.CLIENT, attributes={
+                    "openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-mini-2024-07-18",
+                    "llm.provider": "openai",
+                    "llm.token_count.prompt": prompt, "llm.token_count.completion": 180,
+                    "llm.token_count.total": prompt + 180, "llm.token_count.prompt_details.cache_read": cached}):
+                clock.advance(rng.uniform(900, 2000))
+        # OpenLLMetry / Traceloop: a workflow around an Anthropic call.
+        with tracer.start_as_current_span("summarize_docs.workflow", attributes={
+                "traceloop.span.kind": "workflow", "traceloop.entity.name": "summarize_docs"}):
+            prompt = rng.randint(4500, 6000)
+            with tracer.start_as_current_span("anthropic.chat", kind=SpanKind.CLIENT, attributes={
+                    "gen_ai.system": "Anthropic", "gen_ai.request.model": "claude-3-5-haiku-20241022",
+                    "llm.usage.prompt_tokens": prompt, "llm.usage.completion_tokens": 340,
+                    "gen_ai.usage.cache_read_input_tokens": 4096}):
+                clock.advance(rng.uniform(1200, 2500))
+        # The GenAI conventions in their older spellings (gen_ai.system, prompt/completion tokens).
+        with tracer.start_as_current_span("chat gpt-4o", kind=SpanKind.CLIENT, attributes={
+                "gen_ai.operation.name": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o",
+                "gen_ai.response.model": "gpt-4o-2024-08-06", "gen_ai.usage.prompt_tokens": rng.randint(800, 1200),
+                "gen_ai.usage.completion_tokens": 120}):
+            clock.advance(rng.uniform(700, 1500))
+        ended += 6
+    return ended

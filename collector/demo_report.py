@@ -54,7 +54,8 @@ class Report:
         rows = self.rows(
             "AgentName, groupArrayIf(ActivityStatus, Operation = 'invoke_agent') AS outcomes, "
             "countIf(Model != '') AS llm_calls, countIf(Operation = 'execute_tool') AS tool_calls, "
-            "countIf(StatusCode = 'Error') AS errors, sum(InputTokens + OutputTokens) AS tokens, sum(TotalCost) AS cost",
+            "countIf(StatusCode = 'Error') AS errors, sum(InputTokens + OutputTokens) AS tokens, "
+            "sum(TotalCost) AS cost",
             "GROUP BY AgentName ORDER BY cost DESC, AgentName", "AgentName != ''")
         body = []
         for r in rows:
@@ -82,8 +83,8 @@ class Report:
             f"cache write {render.count(r['cache_write'])}",
             f"  output tokens  {render.count(r['output']):>12}   of which reasoning {render.count(r['reasoning'])}",
             f"  total cost     {render.money(r['cost']):>12}   {render.money(r['computed'])} priced from token counts, "
-            f"{render.money(r['provided'])} reported by a gateway; {r['unpriced']} call(s) on an unpriced model (no cost, "
-            "not $0)",
+            f"{render.money(r['provided'])} reported by a gateway; "
+            f"{r['unpriced']} call(s) on an unpriced model (no cost, not $0)",
             f"  spans          {render.count(r['spans']):>12}   in {render.count(r['traces'])} traces, "
             f"{render.count(r['llm_calls'])} LLM calls, {render.count(r['errors'])} errors",
         ]
@@ -108,7 +109,8 @@ class Report:
             "max(toUnixTimestamp64Nano(Timestamp) + Duration) - min(toUnixTimestamp64Nano(Timestamp)) AS duration",
             "GROUP BY TraceId ORDER BY cost DESC, TraceId LIMIT 5")
         body = [[r["TraceId"], r["root"], r["ticket"], render.count(r["spans"]),
-                 render.count(r["errors"]) if r["errors"] else "", render.millis(r["duration"]), render.money(r["cost"])]
+                 render.count(r["errors"]) if r["errors"] else "", render.millis(r["duration"]),
+                 render.money(r["cost"])]
                 for r in rows]
         columns = ["trace id", "root span", "ticket", "spans", "errors", "duration", "cost"]
         return render.heading("The 5 costliest traces") + "\n" + render.table(columns, body)

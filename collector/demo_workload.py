@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
@@ -114,17 +114,6 @@ class SpanCounter(SpanProcessor):
             self.ended += 1
 
 
-@dataclass
-class Tally:
-    tickets: int = 0
-    llm_calls: int = 0
-    tool_calls: int = 0
-    conversations: int = 0
-    product_events: int = 0
-    foreign_spans: int = 0
-    notes: list[str] = field(default_factory=list)
-
-
 class SandboxCrashed(RuntimeError):
     """The test sandbox died under the coder agent (the demo's failing agent)."""
 
@@ -141,7 +130,6 @@ class Workload:
         self.clock, self.scale, self.pace_s = clock, max(int(scale), 1), pace_s
         self.rng = random.Random(seed)
         self.on_progress = on_progress or (lambda done, total: None)
-        self.tally = Tally()
         self.n_tickets = len(TICKETS) * self.scale
         self.n_conversations = 2 * self.scale
         self.total_units = 1 + self.n_tickets + self.n_conversations + self.scale + 1  # setup, ..., events, foreign
@@ -162,7 +150,6 @@ class Workload:
         n_in, n_out = rng.randint(*in_tokens), rng.randint(*out_tokens)
         n_reason = rng.randint(*reasoning) if reasoning[1] else 0
         n_cached = int(n_in * cached) // 64 * 64  # providers cache whole blocks
-        self.tally.llm_calls += 1
         time.sleep(self.pace_s)
         with spanledger.llm_call(m.request, provider=m.provider, max_tokens=8192, temperature=0.2) as call:
             if fail is not None:
@@ -187,7 +174,6 @@ class Workload:
 
     def tool(self, name: str, ms: tuple[float, float], *, mcp_server: str | None = None,
              arguments: dict | None = None, fail: Exception | None = None) -> None:
-        self.tally.tool_calls += 1
         with spanledger.tool_call(name, arguments=arguments, mcp_server=mcp_server,
                                   tool_type="mcp" if mcp_server else "function",
                                   call_id=f"call_{self.rng.getrandbits(40):010x}") as call:
@@ -202,7 +188,7 @@ class Workload:
         return ms
 
     # -- the scenario ---------------------------------------------------------------------
-    def run(self) -> Tally:
+    def run(self) -> None:
         with spanledger.associate(project_id=self.project_id, user_id=self.user_id, environment="production"):
             self.project_setup()
             for i in range(self.n_tickets):
@@ -217,7 +203,6 @@ class Workload:
             self.clock.now = self.schedule_start + (i * 3 + 2) * 200_000_000_000
             self.product_session(i)
             self._unit_done()
-        return self.tally
 
     def project_setup(self) -> None:
         P, db = spanledger.ProjectAction, "acme_proj_7f3a9c"
@@ -245,7 +230,6 @@ class Workload:
     def ticket(self, i: int) -> None:
         title, kind = TICKETS[i % len(TICKETS)]
         tid, role = f"T-{101 + i}", i % len(TICKETS)
-        self.tally.tickets += 1
         T = spanledger.TicketOperation
         with spanledger.associate(ticket_id=tid), spanledger.agent_run(
                 "orchestrator", agent_type="orchestrator", task_id=tid, description=title) as orch:
@@ -310,7 +294,7 @@ class Workload:
                     if turn == turns:
                         self.tool("run_tests", (8000, 45_000), arguments={"suite": "unit"})
                         if role == FAILING_TICKET:
-                            crash = SandboxCrashed("sandbox OOM-killed while running tests (exit 137)")
+                            crash = SandboxCrashed("test sandbox OOM-killed (exit 137)")
                             self.tool("run_tests", (20_000, 30_000), arguments={"suite": "integration"}, fail=crash)
                 if turn < turns:
                     run.progress(round(100 * turn / turns), f"{turn}/{turns} turns done")
@@ -341,10 +325,10 @@ class Workload:
         """A support chat (seed 002): user message, MCP tool call/response, answer — with sequence numbers."""
         from spanledger.activities import Conversation
 
-        self.tally.conversations += 1
         conv = Conversation(f"conv-{i + 1:04d}-{self.rng.getrandbits(32):08x}", session_id=f"sess-{i + 1:03d}",
                             user_id=f"user_{2001 + i}")
-        questions = [("What is the status of job XYZ?", "get_job_status"), ("Why did it fail yesterday?", "get_job_logs"),
+        questions = [("What is the status of job XYZ?", "get_job_status"),
+                     ("Why did it fail yesterday?", "get_job_logs"),
                      ("Restart it with the previous config", "restart_job")]
         with conv.scope():
             for question, mcp_tool in questions[: 2 + i % 2]:
@@ -352,7 +336,8 @@ class Workload:
                     conv.user_message(question, duration_ms=self.instant(5))
                     self.llm("claude-sonnet-4", (2500, 4000), (40, 90), cached=0.6)
                     conv.mcp_tool_call("informatica_mcp", mcp_tool, {"job_id": "XYZ"}, duration_ms=self.instant(3))
-                    conv.mcp_tool_response("informatica_mcp", mcp_tool, duration_ms=self.instant(self.rng.uniform(300, 1500)))
+                    took = self.instant(self.rng.uniform(300, 1500))
+                    conv.mcp_tool_response("informatica_mcp", mcp_tool, duration_ms=took)
                     self.llm("claude-sonnet-4", (3000, 4500), (80, 220), cached=0.6)
                     conv.assistant_response("Job XYZ is running at 75%", tokens=150, duration_ms=self.instant(2))
             with spanledger.agent_run("support-assistant", agent_type="assistant"):  # a gateway-priced follow-up
@@ -366,48 +351,9 @@ class Workload:
                   ("ai_wizard_completed", "project", self.project_id), ("project_subtask_completed", "subtask", "st-9"),
                   ("page_viewed", "page", "billing"), ("export_downloaded", "report", "usage-csv")]
         for event, entity, entity_id in events:
-            self.tally.product_events += 1
             spanledger.product_event(event, entity_type=entity, entity_id=entity_id, device_type=device,
-                                     user_id=user, session_id=session, duration_ms=self.instant(self.rng.uniform(50, 4000)),
+                                     user_id=user, session_id=session,
+                                     duration_ms=self.instant(self.rng.uniform(50, 4000)),
                                      metadata={"view_mode": "list", "goals_count": 5})
             self.clock.advance(self.rng.uniform(2000, 20_000))
 
-
-def send_foreign_spans(tracer, clock: SimClock, rng: random.Random, scale: int = 1) -> int:
-    """Spans as other instrumentations write them; the collector normalizes and prices them itself.
-
-    Returns how many spans were ended (a plain OTel SDK tracer, not spanledger's).
-    """
-    from opentelemetry.trace import SpanKind
-
-    ended = 0
-    for i in range(scale):
-        clock.now -= 600_000_000_000  # ten minutes earlier than the last workload span
-        # OpenInference (Arize Phoenix / OpenInference instrumentors): a RAG chain.
-        with tracer.start_as_current_span("rag_query", attributes={
-                "openinference.span.kind": "CHAIN", "session.id": f"oi-sess-{i}", "user.id": "user_3001"}):
-            with tracer.start_as_current_span("retrieve", attributes={"openinference.span.kind": "RETRIEVER"}):
-                clock.advance(rng.uniform(60, 250))
-            prompt, cached = rng.randint(1500, 2500), 1024
-            with tracer.start_as_current_span("ChatCompletion", kind=SpanKind.CLIENT, attributes={
-                    "openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-mini-2024-07-18", "llm.provider": "openai",
-                    "llm.token_count.prompt": prompt, "llm.token_count.completion": 180,
-                    "llm.token_count.total": prompt + 180, "llm.token_count.prompt_details.cache_read": cached}):
-                clock.advance(rng.uniform(900, 2000))
-        # OpenLLMetry / Traceloop: a workflow around an Anthropic call.
-        with tracer.start_as_current_span("summarize_docs.workflow", attributes={
-                "traceloop.span.kind": "workflow", "traceloop.entity.name": "summarize_docs"}):
-            prompt = rng.randint(4500, 6000)
-            with tracer.start_as_current_span("anthropic.chat", kind=SpanKind.CLIENT, attributes={
-                    "gen_ai.system": "Anthropic", "gen_ai.request.model": "claude-3-5-haiku-20241022",
-                    "llm.usage.prompt_tokens": prompt, "llm.usage.completion_tokens": 340,
-                    "gen_ai.usage.cache_read_input_tokens": 4096}):
-                clock.advance(rng.uniform(1200, 2500))
-        # The GenAI conventions in their older spellings (gen_ai.system, prompt/completion tokens).
-        with tracer.start_as_current_span("chat gpt-4o", kind=SpanKind.CLIENT, attributes={
-                "gen_ai.operation.name": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o",
-                "gen_ai.response.model": "gpt-4o-2024-08-06", "gen_ai.usage.prompt_tokens": rng.randint(800, 1200),
-                "gen_ai.usage.completion_tokens": 120}):
-            clock.advance(rng.uniform(700, 1500))
-        ended += 6
-    return ended
