@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import CollectorConfig, bearer_tokens
+from .config import CollectorConfig, ConfigError, bearer_tokens
 from .pipeline import AdmissionControl, Backoff, IngestStats, SegmentWriter, WalSink
 from .pricing_sync import CollectorPricing
 from .receiver import OtlpGrpcServer, ReceiverSettings, TlsFiles, TokenAuth, TraceExportHandler
@@ -39,18 +39,27 @@ class Overrides:
 
 def store_config(config: CollectorConfig, overrides: Overrides = Overrides()) -> StoreConfig:
     ch = config.get("exporters.clickhouse")
+    try:
+        options = _schema_options(ch)
+    except ValueError as exc:
+        raise ConfigError(f"exporters.clickhouse: {exc}") from exc
+    return StoreConfig(
+        data_dir=Path(overrides.data_dir or ch["data_dir"]),
+        url=overrides.clickhouse_url if overrides.clickhouse_url is not None else ch["endpoint"],
+        username=ch["username"], password=ch["password"], options=options,
+    )
+
+
+def _schema_options(ch: dict) -> SchemaOptions:
     limits = ch["limits"]
-    options = SchemaOptions(
+    return SchemaOptions(
         database=ch["database"], traces_table=ch["traces_table_name"], cluster=ch["cluster_name"],
         ttl_days=int(ch["ttl"] // 86400) if ch["ttl"] else 0,
         max_attributes=limits["max_attributes"], max_attribute_length=limits["max_attribute_length"],
         max_events=limits["max_events"], max_links=limits["max_links"],
         provided_cost_wins=ch["pricing"]["provided_cost_wins"],
-    )
-    return StoreConfig(
-        data_dir=Path(overrides.data_dir or ch["data_dir"]),
-        url=overrides.clickhouse_url if overrides.clickhouse_url is not None else ch["endpoint"],
-        username=ch["username"], password=ch["password"], options=options,
+        drop_attribute_patterns=tuple(str(p) for p in ch["content"]["drop_attributes"]),
+        redact_attribute_patterns=tuple(str(p) for p in ch["content"]["redact_attributes"]),
     )
 
 

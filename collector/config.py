@@ -79,6 +79,7 @@ SCHEMA: dict[str, Any] = {
         "limits": {"max_attributes": (_INT, 128), "max_attribute_length": (_INT, 65536),
                    "max_events": (_INT, 128), "max_links": (_INT, 128)},
         "pricing": {"overrides_file": (_STR, ""), "provided_cost_wins": (_BOOL, True)},
+        "content": {"drop_attributes": (_LIST, []), "redact_attributes": (_LIST, [])},
         "retry_on_failure": {"initial_interval": (_DUR, 0.2), "max_interval": (_DUR, 30.0)},
     }},
     "extensions": {

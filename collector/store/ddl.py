@@ -42,6 +42,9 @@ class SchemaOptions:
     max_events: int = 128
     max_links: int = 128
     provided_cost_wins: bool = True
+    # attribute keys (RE2 regular expressions) whose content must never be stored
+    drop_attribute_patterns: tuple[str, ...] = ()
+    redact_attribute_patterns: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("database", "traces_table"):
@@ -50,6 +53,11 @@ class SchemaOptions:
                 raise ValueError(f"{name}={value!r} is not a valid ClickHouse identifier: use letters, digits and _")
         if self.cluster and not _IDENTIFIER.match(self.cluster):
             raise ValueError(f"cluster_name={self.cluster!r} is not a valid ClickHouse cluster name")
+        for pattern in (*self.drop_attribute_patterns, *self.redact_attribute_patterns):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"redaction pattern {pattern!r} is not a valid regular expression: {exc}") from exc
         for name in ("ttl_days", "max_attributes", "max_attribute_length", "max_events", "max_links"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -90,7 +98,25 @@ class SchemaOptions:
             "max_events": str(self.max_events),
             "max_links": str(self.max_links),
             "provided_cost_wins": "1" if self.provided_cost_wins else "0",
+            "stored_span_attributes": self._stored_attributes_expr("sa"),
+            "stored_event_attributes": self._stored_attributes_expr(
+                f"spanledger_attributes_to_map(e.attributes, {self.max_attributes}, {self.max_attribute_length})"),
         }
+
+    def _stored_attributes_expr(self, map_expr: str) -> str:
+        """The attribute map as stored: content keys dropped or redacted (the promoted columns read it first)."""
+        expr = map_expr
+        if self.drop_attribute_patterns:
+            expr = f"mapFilter((k, v) -> NOT arrayExists(p -> match(k, p), {_sql_array(self.drop_attribute_patterns)}), {expr})"
+        if self.redact_attribute_patterns:
+            expr = (f"mapApply((k, v) -> (k, if(arrayExists(p -> match(k, p), {_sql_array(self.redact_attribute_patterns)}), "
+                    f"'[REDACTED]', v)), {expr})")
+        return expr
+
+
+def _sql_array(values: tuple[str, ...]) -> str:
+    quoted = ("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values)
+    return "[" + ", ".join(quoted) + "]"
 
 
 @dataclass(frozen=True)
