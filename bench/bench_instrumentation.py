@@ -38,7 +38,6 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 import spanledger
-from spanledger import semconv as sc
 from spanledger.tokens import count_tokens
 
 RESULTS = Path(__file__).parent / "results" / "instrumentation.json"

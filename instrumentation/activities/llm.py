@@ -37,19 +37,24 @@ from spanledger.tokens import count_tokens, encoding_for_model
 from spanledger.usage import TokenUsage
 
 
-def _usd_text(value: Any, what: str) -> str | None:
-    """A provided USD amount as exact decimal text (floats via their repr, so 0.1 stays 0.1)."""
+def _usd(value: Any, what: str) -> tuple[str, Decimal] | None:
+    """A provided USD amount as (exact decimal text, Decimal); a plain decimal string is kept as given."""
     if value is None:
         return None
     try:
-        number = value if isinstance(value, Decimal) else Decimal(repr(value) if isinstance(value, float) else str(value))
+        if isinstance(value, str):
+            number = Decimal(value)
+        else:
+            number = value if isinstance(value, Decimal) else Decimal(repr(value) if isinstance(value, float) else str(value))
     except (InvalidOperation, ValueError, TypeError):
         invalid_input("cost", "ignored a non-numeric %s %r", what, value)
         return None
     if not number.is_finite() or number < 0:
         invalid_input("cost", "ignored an invalid %s %r", what, value)
         return None
-    return decimal_text(number)
+    if isinstance(value, str) and "e" not in value and "E" not in value:
+        return value.strip(), number
+    return decimal_text(number), number
 
 
 def _parts(content: Any, policy: ContentPolicy) -> list[dict[str, Any]]:
@@ -135,16 +140,21 @@ class LLMCall(Activity):
         except Exception:  # noqa: BLE001
             internal_error("LLMCall.set_usage")
 
-    @never_fail()
     def set_cost(self, total_usd: Any, *, input_usd: Any = None, output_usd: Any = None) -> None:
         """A cost the provider (or your gateway) reported; kept as is and marked ``provided``."""
-        total = _usd_text(total_usd, "total_usd")
-        if total is None:
-            return
-        attributes: Attributes = {sc.COST_TOTAL_USD: total, sc.COST_SOURCE: sc.COST_SOURCE_PROVIDED}
-        put(attributes, sc.COST_INPUT_USD, _usd_text(input_usd, "input_usd"))
-        put(attributes, sc.COST_OUTPUT_USD, _usd_text(output_usd, "output_usd"))
-        self._cost_attrs = attributes
+        try:
+            total = _usd(total_usd, "total_usd")
+            if total is None:
+                return
+            attributes: Attributes = {sc.COST_TOTAL_USD: total[0], sc.COST_SOURCE: sc.COST_SOURCE_PROVIDED}
+            if input_usd is not None and (amount := _usd(input_usd, "input_usd")) is not None:
+                attributes[sc.COST_INPUT_USD] = amount[0]
+            if output_usd is not None and (amount := _usd(output_usd, "output_usd")) is not None:
+                attributes[sc.COST_OUTPUT_USD] = amount[0]
+            self._cost_attrs = attributes
+            self.cost = total[1]
+        except Exception:  # noqa: BLE001
+            internal_error("LLMCall.set_cost")
 
     @never_fail()
     def set_response(
@@ -212,7 +222,6 @@ class LLMCall(Activity):
                 invalid_input("usage", "cache tokens exceed input tokens; input_tokens must include cache tokens")
         if self._cost_attrs is not None:
             attributes.update(self._cost_attrs)
-            self.cost = Decimal(self._cost_attrs[sc.COST_TOTAL_USD])  # type: ignore[arg-type]
         elif usage is None:
             attributes[sc.COST_SOURCE] = sc.COST_SOURCE_NONE
         else:
