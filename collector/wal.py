@@ -154,6 +154,16 @@ def _resync(data: bytes, pos: int, max_attempts: int = 1 << 20) -> int:
     return -1
 
 
+def _write_all(file, data: bytes) -> None:
+    """An unbuffered write may be short (a size limit, a nearly full disk): finish it or raise."""
+    view = memoryview(data)
+    while view:
+        written = file.write(view)
+        if not written:
+            raise OSError("the write-ahead log file accepted no more bytes")
+        view = view[written:]
+
+
 @dataclass
 class Segment:
     """A sealed segment waiting to be stored."""
@@ -280,8 +290,7 @@ class WriteAheadLog:
                 self._open_segment_locked()
             file, start = self._file, self._file_size
         try:
-            file.write(data)
-            file.flush()
+            _write_all(file, data)
             if self.fsync:
                 os.fdatasync(file.fileno())
         except OSError as exc:
