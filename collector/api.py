@@ -13,6 +13,7 @@ import decimal
 import ipaddress
 import json
 import logging
+import ssl
 import threading
 import time
 import uuid
@@ -136,15 +137,22 @@ class _ApiServer(ThreadingHTTPServer):
 
 
 class QueryApi:
-    def __init__(self, collector, endpoint: str, auth: TokenAuth) -> None:
+    def __init__(self, collector, endpoint: str, auth: TokenAuth, tls: tuple[str, str] | None = None) -> None:
         host, _, port = endpoint.rpartition(":")
         self._server = _ApiServer((host or "localhost", int(port or 0)), collector, auth)
+        self.scheme = "http"
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.load_cert_chain(certfile=tls[0], keyfile=tls[1])
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, name="spanledger-api", daemon=True)
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     def start(self) -> None:
         self._thread.start()

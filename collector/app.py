@@ -182,8 +182,10 @@ class Collector:
     def _start_api(self) -> None:
         from .api import QueryApi
 
-        endpoint = self.overrides.api_endpoint or self.config.get("extensions.spanledger_api.endpoint")
-        self.api = QueryApi(self, endpoint, TokenAuth(bearer_tokens(self.config)))
+        api_cfg = self.config.get("extensions.spanledger_api")
+        endpoint = self.overrides.api_endpoint or api_cfg["endpoint"]
+        tls = (api_cfg["tls"]["cert_file"], api_cfg["tls"]["key_file"]) if api_cfg["tls"]["cert_file"] else None
+        self.api = QueryApi(self, endpoint, TokenAuth(bearer_tokens(self.config)), tls=tls)
         self.api.start()
         log.info("query API on %s", self.api.url)
 

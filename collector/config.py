@@ -84,7 +84,8 @@ SCHEMA: dict[str, Any] = {
     }},
     "extensions": {
         "bearertokenauth": {"tokens": (_LIST, []), "filename": (_STR, ""), "tenants": (_MAP, {})},
-        "spanledger_api": {"endpoint": (_STR, "localhost:4319")},
+        "spanledger_api": {"endpoint": (_STR, "localhost:4319"),
+                           "tls": {"cert_file": (_STR, ""), "key_file": (_STR, "")}},
         "health_check": {"endpoint": (_STR, "")},
     },
     "service": {
