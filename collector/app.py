@@ -8,6 +8,7 @@ that cannot be made durable, and everything durable is stored before exit.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -25,6 +26,24 @@ from .wal import WriteAheadLog
 log = logging.getLogger(__name__)
 
 RUNTIME_FILE = "collector.json"  # how `spanledger sql` finds a running collector on a data dir
+LOCK_FILE = "collector.lock"
+
+
+class DataDirInUse(RuntimeError):
+    """Another collector owns this data directory (its WAL and, when embedded, its store)."""
+
+
+def lock_data_dir(data_dir: Path):
+    """Hold an exclusive lock on ``data_dir`` for the life of the process (released by the OS at exit)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(data_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held until stop()
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise DataDirInUse(f"another collector is running on {data_dir} (its WAL and store admit one process): "
+                           "stop it, or give this one its own --data-dir") from None
+    return handle
 
 
 @dataclass(frozen=True)
@@ -89,6 +108,7 @@ class Collector:
         self.server: OtlpGrpcServer | None = None
         self.api = None
         self.store_error = ""
+        self._lock = None
 
     # -- storage, possibly late ------------------------------------------------------
     def store(self) -> Store | None:
@@ -136,7 +156,7 @@ class Collector:
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = lock_data_dir(self.data_dir)
         wal_cfg = self.config.get("exporters.clickhouse.wal")
         batch = self.config.get("processors.batch")
         self.wal = WriteAheadLog(
@@ -209,6 +229,8 @@ class Collector:
             self.api.stop()
         if self._store:
             self._store.close()
+        if self._lock:
+            self._lock.close()
         return drained
 
     def stats_snapshot(self) -> dict:

@@ -72,7 +72,7 @@ def _overrides(args):
 
 
 def cmd_collector(args) -> int:
-    from .app import Collector
+    from .app import Collector, DataDirInUse
     from .store import StoreUnavailable
 
     config = load_config(args.config)
@@ -82,6 +82,9 @@ def cmd_collector(args) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         collector.start()
+    except DataDirInUse as exc:
+        print(f"spanledger collector: cannot start: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except (StoreUnavailable, OSError) as exc:
         print(f"spanledger collector: cannot start: {exc}", file=sys.stderr)
         collector.stop(5)

@@ -100,7 +100,7 @@ class Store:
             try:
                 return cc.get_client(interface="chdb", path=str(self.config.engine_path))
             except Exception as exc:
-                if "lock" in str(exc).lower():
+                if "lock" in str(exc).lower() or "Error initializing EmbeddedServer" in str(exc):
                     raise StoreUnavailable(
                         f"the embedded store at {self.config.engine_path} is open in another process "
                         "(only one process may open it: stop that process, or query it through the collector's API)"

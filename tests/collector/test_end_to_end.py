@@ -83,3 +83,11 @@ def test_sdk_spans_arrive_with_ids_parents_durations_tokens_and_costs(collector_
     collector.stop()
     again = collector_factory(data_dir=data_dir)
     assert rows(again, "SELECT count() AS n FROM spanledger.otel_traces")[0]["n"] == 40
+
+
+def test_a_second_collector_on_the_same_data_dir_is_refused(collector):
+    out = subprocess.run([sys.executable, "-m", "spanledger.collector.cli", "collector", "--data-dir", str(collector.data_dir),
+                          "--grpc-endpoint", "127.0.0.1:0", "--api-endpoint", "127.0.0.1:0"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert "another collector is running on" in out.stderr and "--data-dir" in out.stderr
