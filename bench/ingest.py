@@ -102,6 +102,7 @@ def collector_run(cfg: loadgen.LoadConfig, templates: list[bytes], data_dir: Pat
         check = col.sql(f"SELECT count(), uniqExact(TraceId, SpanId), countIf(CostSource = 'unknown_model'), "
                         f"countIf(CostSource = 'computed'), countIf(CostSource = 'provided'), sum(TotalCost) FROM {TRACES}")["rows"][0]
         unpriced = col.scalar("SELECT count() FROM spanledger.spanledger_spans_unpriced")
+        lookup = _trace_lookups(col)
         if spy:
             spy.wait(profile_s + 60)
     finally:
@@ -129,10 +130,27 @@ def collector_run(cfg: loadgen.LoadConfig, templates: list[bytes], data_dir: Pat
         "collector_peak_rss_mib": round(status["VmHWM"] / 2**20, 1),
         "collector_threads": status.get("Threads"),
         "collector_exit_code": exit_code,
+        "one_trace_api": lookup,
         "collector_stats": stats,
         "timeline": [(round(p[0] - t0, 2), p[1]) for p in timeline if p[1] is not None],
         "rss_mib_timeline": [(round(s["t"] - t0, 1), round(s["VmRSS"] / 2**20)) for s in samples],
     }
+
+
+def _trace_lookups(col: Collector, n: int = 20) -> dict:
+    """One trace with its tree through the API, on the store the run just filled (for the peer table)."""
+    from bench.queries import QUERIES, _stats, build_tree
+
+    sql = QUERIES["one_trace_tree"][0]
+    tids = [r[0] for r in col.sql(f"SELECT TraceId FROM {TRACES}_trace_id_ts ORDER BY cityHash64(TraceId) LIMIT {n}")["rows"]]
+    samples, spans = [], []
+    for tid in tids:
+        t0 = time.perf_counter()
+        rows = col.sql(sql, {"tid": tid})["rows"]
+        build_tree(rows)
+        samples.append((time.perf_counter() - t0) * 1e3)
+        spans.append(len(rows))
+    return {**(_stats(samples) if samples else {}), "spans_per_trace_avg": round(sum(spans) / max(len(spans), 1), 1)}
 
 
 def summarize_profile(path: Path, top: int = 15) -> dict:

@@ -46,6 +46,7 @@ class LoadConfig:
     max_attempts: int = 1000  # per request, retries included
     shift_days: float = 0.0  # spread copies' timestamps back over this many days (0: all "now")
     start_ns: int | None = None  # template base time (default: an hour ago)
+    retry_past_deadline: bool = True  # False: a request still refused at the deadline is abandoned (peer runs)
 
 
 @dataclass
@@ -162,6 +163,13 @@ def _worker(cfg: LoadConfig, index: int, templates: list[bytes], go, out) -> Non
                         else:
                             result.rejected_requests += 1
                             result.rejected_spans += tpl.spans
+                    if retry and not cfg.retry_past_deadline and time.time() >= deadline:
+                        with lock:
+                            result.retries -= 1
+                            result.rejected_requests += 1
+                            result.rejected_spans += tpl.spans
+                            result.errors["ABANDONED_AT_DEADLINE"] = result.errors.get("ABANDONED_AT_DEADLINE", 0) + 1
+                        break
                     if not retry or attempts >= cfg.max_attempts:
                         break
                     wait = delay if delay is not None else backoff
