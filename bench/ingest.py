@@ -219,6 +219,8 @@ def table(res: dict) -> list[tuple[str, str, str]]:
          f"{res['ref_pipeline_insert']['cpu_us_per_span']} µs CPU/span"),
         ("ref: raw insert spans/s (same rows, Native)", f"{res['ref_flat_insert']['spans_per_s']:,.0f}",
          f"{res['ref_flat_insert']['cpu_us_per_span']} µs CPU/span"),
+        *[(f"  pipeline part: {k.replace('_', ' ')} spans/s", f"{v['spans_per_s']:,.0f}", f"{v['cpu_us_per_span']} µs CPU/span")
+          for k, v in res["ref_pipeline_insert"].get("breakdown", {}).items()],
         ("ratio ingest / raw insert", f"{r['ingest_over_flat_insert']:.2f}",
          f"overhead {r['collector_overhead_vs_flat_insert']:.0%}; target overhead <= 30%"),
         ("ratio ingest / pipeline insert", f"{r['ingest_over_pipeline_insert']:.2f}", f"receive+WAL overhead {r['receive_and_wal_overhead']:.0%}"),

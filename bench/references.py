@@ -109,6 +109,8 @@ def pipeline_insert(templates: list[bytes], n_requests: int, workdir: str, nonce
     staged = store.write_query("SELECT count() FROM spanledger.spanledger_spans_unpriced").result_rows[0][0]
     stored = store.write_query("SELECT count() FROM spanledger.otel_traces").result_rows[0][0]
 
+    breakdown = _pipeline_breakdown(store, [p for p, _ in segments[1:]], spans)
+
     # Export each timed segment's rows for flat_insert.
     exports = []
     for n, (lo, hi) in enumerate(ranges[1:], 1):
@@ -122,7 +124,36 @@ def pipeline_insert(templates: list[bytes], n_requests: int, workdir: str, nonce
     return {"spans": spans, "segments": len(segments) - 1, "segment_max_spans": max_spans,
             "seconds": round(wall, 3), "spans_per_s": round(spans / wall, 1), "cpu_s": round(cpu, 3),
             "cpu_us_per_span": round(cpu / spans * 1e6, 3), "stored_total": int(stored), "left_unpriced": int(staged),
-            "native_files": exports}
+            "breakdown": breakdown, "native_files": exports}
+
+
+def _pipeline_breakdown(store, paths: list[Path], spans: int) -> dict:
+    """Where the pipeline's time goes: the same segments into (a) a Null copy of the raw
+    table (ClickHouse's Protobuf decoding only), (b) the same plus a copy of the flatten
+    view into a Null table (decoding + normalization).  The rest of the full pipeline is
+    pricing + writing the rows, the trace-id lookup and the rollups."""
+    db = "spanledger"
+    for t in ("bench_raw_null", "bench_raw2", "bench_flat_null"):
+        store.command(f"DROP TABLE IF EXISTS {db}.{t}")
+    store.command(f"DROP VIEW IF EXISTS {db}.bench_flatten_mv")
+    store.command(f"CREATE TABLE {db}.bench_raw_null AS {db}.spanledger_otlp_raw ENGINE = Null")
+    store.command(f"CREATE TABLE {db}.bench_raw2 AS {db}.spanledger_otlp_raw ENGINE = Null")
+    store.command(f"CREATE TABLE {db}.bench_flat_null AS {db}.spanledger_spans_ingest ENGINE = Null")
+    ddl = store.write_query(f"SELECT create_table_query FROM system.tables WHERE database = '{db}' "
+                            "AND name = 'spanledger_flatten_mv'").result_rows[0][0]
+    ddl = (ddl.replace(f"{db}.spanledger_flatten_mv", f"{db}.bench_flatten_mv")
+              .replace(f"TO {db}.spanledger_spans_ingest", f"TO {db}.bench_flat_null")
+              .replace(f"FROM {db}.spanledger_otlp_raw", f"FROM {db}.bench_raw2"))
+    store.command(ddl)
+    out = {}
+    for label, table in (("clickhouse_decode_only", "bench_raw_null"), ("decode_and_normalize", "bench_raw2")):
+        t0, c0 = time.perf_counter(), _cpu()
+        for n, path in enumerate(paths):
+            store.command(f"INSERT INTO {db}.{table} FROM INFILE '{path}' FORMAT Protobuf",
+                          settings=store._protobuf_settings(f"{label}-{n}"))
+        wall, cpu = time.perf_counter() - t0, _cpu() - c0
+        out[label] = {"spans_per_s": round(spans / wall, 1), "cpu_us_per_span": round(cpu / spans * 1e6, 3)}
+    return out
 
 
 def flat_insert(native_files: list[str], workdir: str) -> dict:
