@@ -170,7 +170,10 @@ class Collector:
         )
         if not self._connect_store():
             threading.Thread(target=self._connect_loop, name="spanledger-store-connect", daemon=True).start()
-        self.writer = SegmentWriter(self.wal, self.store, self.stats, self._backoff(), after_store=self._after_store)
+        limiter = self.config.get("processors.memory_limiter")
+        self.admission = AdmissionControl(limiter["limit_mib"] << 20, limiter["check_interval"])
+        self.writer = SegmentWriter(self.wal, self.store, self.stats, self._backoff(), after_store=self._after_store,
+                                    admission=self.admission)
         self.writer.start()
         self._start_api()
         self._start_receiver()
@@ -189,8 +192,7 @@ class Collector:
             tls=tls,
             auth=TokenAuth(bearer_tokens(self.config)),
         )
-        limit = self.config.get("processors.memory_limiter.limit_mib") << 20
-        sink = WalSink(self.wal, AdmissionControl(limit), self.stats)
+        sink = WalSink(self.wal, self.admission, self.stats)
         handler = TraceExportHandler(sink, settings, on_rejected=self._count_rejected)
         self.server = OtlpGrpcServer(handler, settings)
         self.server.start()

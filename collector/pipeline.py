@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -50,28 +51,56 @@ class IngestStats:
 
 
 class AdmissionControl:
-    """Caps the bytes of requests being processed; parsed protobuf costs a few times its wire size."""
+    """Keeps the process under its memory ceiling, like the Collector's memory_limiter.
+
+    A request is refused (UNAVAILABLE + RetryInfo) when the process's resident
+    memory, sampled at most every ``sample_interval_s``, plus what requests in
+    flight will take (a parsed request costs a few times its wire size) would
+    pass ``limit_bytes``.  The in-flight part covers the gap between samples.
+    """
 
     OVERHEAD = 4
 
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
+    def __init__(self, limit_bytes: int, sample_interval_s: float = 0.1) -> None:
+        self.limit_bytes = limit_bytes
+        self.sample_interval_s = sample_interval_s
         self._in_flight = 0
+        self._rss = 0
+        self._sampled_at = 0.0
         self._lock = threading.Lock()
+        self._page = os.sysconf("SC_PAGE_SIZE")
+
+    def _resident(self) -> int:
+        now = time.monotonic()
+        if now - self._sampled_at >= self.sample_interval_s:
+            try:
+                with open("/proc/self/statm", "rb") as f:
+                    self._rss = int(f.read().split()[1]) * self._page
+            except OSError:  # not Linux: in-flight accounting alone
+                self._rss = 0
+            self._sampled_at = now
+        return self._rss
 
     def admit(self, size: int) -> int:
         cost = size * self.OVERHEAD
         with self._lock:
-            if self._in_flight and self._in_flight + cost > self.max_bytes:
+            projected = self._resident() + self._in_flight + cost
+            if projected > self.limit_bytes:
                 raise Overloaded(
-                    f"collector memory limit reached ({self._in_flight >> 20} MiB in flight, "
-                    f"limit {self.max_bytes >> 20} MiB): retry later", retry_after_s=1.0)
+                    f"collector memory limit reached ({projected >> 20} MiB with this request, "
+                    f"limit {self.limit_bytes >> 20} MiB): retry later", retry_after_s=1.0)
             self._in_flight += cost
         return cost
 
     def release(self, cost: int) -> None:
         with self._lock:
             self._in_flight -= cost
+
+    def reserve(self, cost: int) -> int:
+        """Count memory the store is about to use (a segment insert) without refusing it."""
+        with self._lock:
+            self._in_flight += cost
+        return cost
 
     @property
     def in_flight(self) -> int:
@@ -121,14 +150,17 @@ class WalSink:
             self.recent.add(RecentRequests.fingerprint(record.request, zlib.crc32(record.request), record.tenant))
         wal.replayed.clear()
 
-    def accept(self, checked: Checked, original: bytes, tenant: str) -> None:
-        cost = self.admission.admit(len(original))
+    def admit(self, size: int) -> int:
         try:
-            self._accept(checked, original, tenant)
-        finally:
-            self.admission.release(cost)
+            return self.admission.admit(size)
+        except Overloaded:
+            self.stats.refused_memory += 1
+            raise
 
-    def _accept(self, checked: Checked, original: bytes, tenant: str) -> None:
+    def release(self, reservation: int) -> None:
+        self.admission.release(reservation)
+
+    def accept(self, checked: Checked, original: bytes, tenant: str) -> None:
         crc = zlib.crc32(checked.payload)
         key = RecentRequests.fingerprint(original, crc if checked.payload is original else zlib.crc32(original), tenant)
         while True:
@@ -174,14 +206,19 @@ class SegmentWriter(threading.Thread):
 
     QUARANTINE_AFTER = 5  # a segment the engine cannot parse this many times is set aside
 
+    # The embedded engine's working memory while it decodes and flattens a
+    # segment, as a multiple of the segment's size (measured: 4-8x).
+    ENGINE_MEMORY_PER_SEGMENT_BYTE = 8
+
     def __init__(self, wal: WriteAheadLog, store_provider, stats: IngestStats, backoff: Backoff = Backoff(),
-                 after_store=None) -> None:
+                 after_store=None, admission: AdmissionControl | None = None) -> None:
         super().__init__(name="spanledger-segment-writer", daemon=True)
         self.wal = wal
         self.store_provider = store_provider  # () -> Store | None (None while storage is unreachable)
         self.stats = stats
         self.backoff = backoff
         self.after_store = after_store or (lambda store: None)
+        self.admission = admission
         self._stop_when_drained = threading.Event()
         self._abandon = threading.Event()
         self._parse_failures: dict[int, int] = {}
@@ -198,7 +235,7 @@ class SegmentWriter(threading.Thread):
             try:
                 if store is None:
                     raise StoreUnavailable("storage is not reachable yet")
-                store.load_segment(segment.path, segment.dedup_token)
+                self._load(store, segment)
             except StoreUnavailable as exc:
                 self.stats.store_failures += 1
                 self.stats.last_store_error = str(exc)[:500]
@@ -218,6 +255,14 @@ class SegmentWriter(threading.Thread):
                 self.after_store(store)
             except Exception:  # pricing catch-up failing must not stop storage
                 log.exception("post-store step failed; it will be retried after the next segment")
+
+    def _load(self, store: Store, segment: Segment) -> None:
+        reserved = self.admission.reserve(segment.size * self.ENGINE_MEMORY_PER_SEGMENT_BYTE) if self.admission else 0
+        try:
+            store.load_segment(segment.path, segment.dedup_token)
+        finally:
+            if reserved:
+                self.admission.release(reserved)
 
     @staticmethod
     def _is_parse_error(exc: Exception) -> bool:

@@ -43,6 +43,11 @@ class Overloaded(Exception):
 
 
 class IngestSink(Protocol):
+    def admit(self, size: int) -> int:
+        """Reserve memory for a request of ``size`` bytes (raise Overloaded if there is none); returns the reservation."""
+
+    def release(self, reservation: int) -> None: ...
+
     def accept(self, checked: Checked, original: bytes, tenant: str) -> None:
         """Return once the spans are durable; raise Overloaded if they cannot be taken now."""
 
@@ -126,6 +131,16 @@ class TraceExportHandler:
             _abort(context, grpc.StatusCode.UNAUTHENTICATED,
                    "missing or unknown bearer token: send 'authorization: Bearer <token>' with a configured token")
         try:
+            reservation = self.sink.admit(len(request))  # before parsing: parsing is what takes the memory
+        except Overloaded as exc:
+            _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc), retry_after_s=exc.retry_after_s)
+        try:
+            return self._export_admitted(request, context, tenant)
+        finally:
+            self.sink.release(reservation)
+
+    def _export_admitted(self, request: bytes, context: grpc.ServicerContext, tenant: str) -> bytes:
+        try:
             checked = check_request(request, self.settings.time_bounds)
         except InvalidRequest as exc:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
@@ -160,7 +175,7 @@ class OtlpGrpcServer:
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="spanledger-grpc"),
             options=options,
-            maximum_concurrent_rpcs=settings.workers * 8,
+            maximum_concurrent_rpcs=settings.workers * 2,  # bounds request bytes waiting for a thread
         )
         method = grpc.unary_unary_rpc_method_handler(handler.export)  # no (de)serializers: raw bytes
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Export": method}),))

