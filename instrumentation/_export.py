@@ -9,6 +9,8 @@ shutdown whose wait is bounded even when the collector is down.
 
 from __future__ import annotations
 
+import collections
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,22 +19,33 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from spanledger._safe import COUNTERS, log_once
 
-SPANS_ENDED = "spans_ended"
+SPANS_DROPPED = "spans_dropped"
 SPANS_EXPORTED = "spans_exported"
 SPANS_FAILED = "spans_failed"
 
 
-def spans_dropped(batch: CountingBatchSpanProcessor | None) -> int:
-    """Spans that ended but were neither delivered, failed, queued nor being exported.
+class DropCountingQueue(collections.deque):  # type: ignore[type-arg]
+    """The SDK's bounded queue, counting the spans it pushes out when full.
 
-    Derived rather than counted: the SDK's queue drops the oldest span when a
-    new one arrives while it is full, and its worker pops concurrently, so a
-    check-then-count at ``on_end`` over- or under-counts under load.  This sum
-    is exact whenever the pipeline is still (after a flush or shutdown)."""
-    queued = batch.queued() if batch is not None else 0
-    exporting = batch.exporting() if batch is not None else 0
-    ended, exported, failed = COUNTERS.get(SPANS_ENDED), COUNTERS.get(SPANS_EXPORTED), COUNTERS.get(SPANS_FAILED)
-    return max(0, ended - exported - failed - queued - exporting)
+    The SDK checks "is the queue full?" and then appends, while its worker
+    pops concurrently, so counting at ``on_end`` miscounts under load.  Here
+    the check and the append happen under one lock that ``pop`` shares, so
+    every span the queue discards is counted exactly once."""
+
+    def __init__(self, maxlen: int) -> None:
+        super().__init__([], maxlen)
+        self._lock = threading.Lock()
+
+    def appendleft(self, item: Any) -> None:
+        with self._lock:
+            if len(self) == self.maxlen:
+                COUNTERS.add(SPANS_DROPPED)
+                log_once("queue.full", "spanledger: export queue full (%d spans); dropping spans", self.maxlen)
+            super().appendleft(item)
+
+    def pop(self) -> Any:
+        with self._lock:
+            return super().pop()
 
 
 class CountingSpanExporter(SpanExporter):
@@ -40,28 +53,20 @@ class CountingSpanExporter(SpanExporter):
 
     def __init__(self, inner: SpanExporter) -> None:
         self.inner = inner
-        self.in_flight = 0  # spans handed to the inner exporter and not yet counted
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        self.in_flight = len(spans)  # one export at a time: the SDK's worker thread
         try:
             result = self.inner.export(spans)
         except Exception:  # noqa: BLE001 - a broken exporter must not kill the export thread
             COUNTERS.add(SPANS_FAILED, len(spans))
-            self.in_flight = 0
             log_once("export.raised", "spanledger: the span exporter raised; spans lost", exc_info=True)
             return SpanExportResult.FAILURE
-        self._count(result, len(spans))
-        self.in_flight = 0
-        return result
-
-    @staticmethod
-    def _count(result: SpanExportResult, n: int) -> None:
         if result is SpanExportResult.SUCCESS:
-            COUNTERS.add(SPANS_EXPORTED, n)
+            COUNTERS.add(SPANS_EXPORTED, len(spans))
         else:
-            COUNTERS.add(SPANS_FAILED, n)
+            COUNTERS.add(SPANS_FAILED, len(spans))
             log_once("export.failed", "spanledger: export failed (is the collector reachable?); spans lost")
+        return result
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         try:
@@ -77,26 +82,16 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
     """``BatchSpanProcessor`` that counts drops and shuts down within a deadline."""
 
     def __init__(self, exporter: SpanExporter, *, shutdown_timeout_millis: int = 5000, **kwargs: Any) -> None:
-        self._counting_exporter = CountingSpanExporter(exporter)
-        super().__init__(self._counting_exporter, **kwargs)
+        super().__init__(CountingSpanExporter(exporter), **kwargs)
         self.shutdown_timeout_millis = shutdown_timeout_millis
         batch = getattr(self, "_batch_processor", None)
         # SDK internals (opentelemetry-sdk 1.45); without them we still work, uncounted.
-        self._queue = getattr(batch, "_queue", None)
-        self._max_queue_size: int = getattr(batch, "_max_queue_size", 0)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        COUNTERS.add(SPANS_ENDED)
-        queue = self._queue
-        if queue is not None and len(queue) >= self._max_queue_size:
-            log_once("queue.full", "spanledger: export queue full (%d spans); dropping spans", self._max_queue_size)
-        super().on_end(span)
+        self._queue = None
+        if batch is not None and isinstance(getattr(batch, "_queue", None), collections.deque):
+            self._queue = batch._queue = DropCountingQueue(batch._queue.maxlen)
 
     def queued(self) -> int:
         return len(self._queue) if self._queue is not None else 0
-
-    def exporting(self) -> int:
-        return self._counting_exporter.in_flight
 
     def shutdown(self) -> None:
         self._batch_processor.shutdown(timeout_millis=self.shutdown_timeout_millis)

@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 from spanledger._config import Settings, resolve_settings
-from spanledger._export import SPANS_EXPORTED, SPANS_FAILED, CountingBatchSpanProcessor, spans_dropped
+from spanledger._export import SPANS_DROPPED, SPANS_EXPORTED, SPANS_FAILED, CountingBatchSpanProcessor
 from spanledger._ids import ScopedTraceIdGenerator
 from spanledger._runtime import RUNTIME, TRACER_NAME, VERSION, api_tracer
 from spanledger._safe import COUNTERS, INTERNAL_ERRORS, INVALID_INPUTS, internal_error
@@ -59,7 +59,7 @@ def stats() -> Stats:
     return Stats(
         spans_exported=COUNTERS.get(SPANS_EXPORTED),
         spans_failed=COUNTERS.get(SPANS_FAILED),
-        spans_dropped=spans_dropped(batch),
+        spans_dropped=COUNTERS.get(SPANS_DROPPED),
         spans_queued=batch.queued() if batch is not None else 0,
         internal_errors=COUNTERS.get(INTERNAL_ERRORS),
         invalid_inputs=COUNTERS.get(INVALID_INPUTS),
