@@ -66,10 +66,10 @@ def null_receiver_rate(cfg: loadgen.LoadConfig, templates: list[bytes], seconds:
 
 
 def collector_run(cfg: loadgen.LoadConfig, templates: list[bytes], data_dir: Path, drain_timeout_s: float = 600,
-                  profile_s: float = 0) -> dict:
+                  profile_s: float = 0, collector_args: list[str] | None = None) -> dict:
     """Run the load against a fresh collector; return rates, resources, and the end-of-run checks."""
     shutil.rmtree(data_dir, ignore_errors=True)
-    col = Collector(data_dir).start()
+    col = Collector(data_dir, collector_args).start()
     try:
         cfg = loadgen.LoadConfig(**{**cfg.__dict__, "target": col.grpc})
         base_rows = int(col.scalar(f"SELECT count() FROM {TRACES}"))
@@ -84,7 +84,7 @@ def collector_run(cfg: loadgen.LoadConfig, templates: list[bytes], data_dir: Pat
             spy_out = data_dir.parent / "py-spy.txt"
             spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(col.pid), "-d",
                                     str(int(profile_s)), "-r", "50", "-f", "raw", "-o", str(spy_out), "--threads",
-                                    "--nonblocking", "--native"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                                    "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         load = loadgen.run(cfg, templates)
         acked = load.spans_acked
         # drain: wait until every acknowledged span is a committed row
@@ -154,7 +154,7 @@ def _trace_lookups(col: Collector, n: int = 20) -> dict:
 
 
 def summarize_profile(path: Path, top: int = 15) -> dict:
-    """py-spy raw (collapsed) stacks -> share of samples per thread and per leaf function."""
+    """py-spy raw (collapsed) stacks -> share of Python samples per thread entry point and per leaf function."""
     by_thread, by_leaf, total = {}, {}, 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -163,21 +163,25 @@ def summarize_profile(path: Path, top: int = 15) -> dict:
         n = int(count)
         frames = stack.split(";")
         total += n
-        by_thread[frames[0]] = by_thread.get(frames[0], 0) + n
+        entry = next((f for f in frames if not f.startswith("thread (") and "threading.py" not in f), frames[0])
+        by_thread[entry] = by_thread.get(entry, 0) + n
         by_leaf[frames[-1]] = by_leaf.get(frames[-1], 0) + n
     share = lambda d: {k: round(v / total, 3) for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:top]}
     return {"samples": total, "by_thread": share(by_thread), "by_leaf": share(by_leaf)}
 
 
 def run(duration_s: float = 60, processes: int = 1, concurrency: int = 8, spans_per_request: int = 1000,
-        templates: int = 8, ref_requests: int = 300, null_s: float = 5, profile_s: float = 0, workdir: str | None = None) -> dict:
+        templates: int = 8, ref_requests: int = 300, null_s: float = 5, profile_s: float = 0, workdir: str | None = None,
+        collector_config: str | None = None) -> dict:
     work = Path(workdir or tempfile.mkdtemp(prefix="spanledger-bench-"))
     cfg = loadgen.LoadConfig(target="", processes=processes, concurrency=concurrency, duration_s=duration_s,
                              spans_per_request=spans_per_request, templates=templates)
     tpls = loadgen.build_templates(cfg)
     out = {"config": {k: v for k, v in cfg.__dict__.items() if k != "target"},
            "request_bytes_avg": round(sum(map(len, tpls)) / len(tpls)), "workdir": str(work)}
-    out["collector"] = collector_run(cfg, tpls, work / "collector", profile_s=profile_s)
+    out["collector_config"] = collector_config
+    out["collector"] = collector_run(cfg, tpls, work / "collector", profile_s=profile_s,
+                                     collector_args=["--config", collector_config] if collector_config else None)
     if profile_s and (work / "py-spy.txt").exists():
         out["collector_profile"] = summarize_profile(work / "py-spy.txt")
     out["ref_decode_only"] = references.in_fresh_process(references.decode_only, tpls, max(ref_requests, 200))

@@ -147,10 +147,16 @@ def fill_and_query_direct(data_dir: str, n_spans: int, repeats: int, seed: int =
     pipeline_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     k = 1
+    cols = [r[0] for r in store.write_query(
+        f"SELECT name FROM system.columns WHERE database = '{DB}' AND table = 'otel_traces' "
+        "AND default_kind NOT IN ('MATERIALIZED', 'ALIAS') ORDER BY position").result_rows]
     while done < n_spans:  # copies of the pipeline's rows with new trace ids, through the same views
+        # (explicit columns: an INSERT ... SELECT * REPLACE stored nothing through the chDB client here)
+        exprs = {"TraceId": f"concat(leftPad(lower(hex(toUInt32({k}))), 8, '0'), substring(TraceId, 9))",
+                 "Timestamp": f"Timestamp - toIntervalSecond({k * 97})"}
+        select = ", ".join(exprs.get(c, f"`{c}`") for c in cols)
         store.command(
-            f"INSERT INTO {DB}.otel_traces SELECT * REPLACE (concat(leftPad(lower(hex(toUInt32({k}))), 8, '0'), "
-            f"substring(TraceId, 9)) AS TraceId, Timestamp - toIntervalSecond({k * 97}) AS Timestamp) "
+            f"INSERT INTO {DB}.otel_traces ({', '.join(f'`{c}`' for c in cols)}) SELECT {select} "
             f"FROM {DB}.otel_traces WHERE startsWith(TraceId, '00000000')"
             + (f" LIMIT {n_spans - done}" if n_spans - done < base else ""),
             settings={"max_insert_threads": 2})
@@ -160,6 +166,8 @@ def fill_and_query_direct(data_dir: str, n_spans: int, repeats: int, seed: int =
     time.sleep(5)  # let background merges of the last inserts start; parts are reported below
     q = lambda sql: store.write_query(sql).result_rows
     total = int(q(f"SELECT count() FROM {DB}.otel_traces")[0][0])
+    if total != done:
+        raise RuntimeError(f"fill stored {total} spans, expected {done}")
     parts = q(f"SELECT count(), sum(bytes_on_disk) FROM system.parts WHERE database = '{DB}' AND table = 'otel_traces' AND active")[0]
     trace_ids = [r[0] for r in q(f"SELECT TraceId FROM {DB}.otel_traces_trace_id_ts ORDER BY cityHash64(TraceId) LIMIT 200")]
 

@@ -85,6 +85,7 @@ def main(argv=None) -> int:
     ap.add_argument("--ref-requests", type=int, default=300, help="requests in the insert references")
     ap.add_argument("--null-seconds", type=float, default=5, help="loadgen vs null receiver (0: skip)")
     ap.add_argument("--profile", type=float, default=0, help="py-spy the collector for this many seconds")
+    ap.add_argument("--collector-config", help="ingest: pass this otel-config.yaml to the collector (default: as shipped)")
     ap.add_argument("--sizes", default="1000000", help="queries: store sizes, comma list")
     ap.add_argument("--repeats", type=int, default=20, help="queries: timed runs per query")
     ap.add_argument("--peer-duration", type=float, default=60, help="Phoenix: seconds of load")
@@ -101,7 +102,8 @@ def main(argv=None) -> int:
         from bench import ingest
 
         res["ingest"] = ingest.run(a.duration, a.processes, a.concurrency, a.spans_per_request, ref_requests=a.ref_requests,
-                                   null_s=a.null_seconds, profile_s=a.profile, workdir=str(work / "ingest"))
+                                   null_s=a.null_seconds, profile_s=a.profile, workdir=str(work / "ingest"),
+                                   collector_config=a.collector_config)
         rows += ingest.table(res["ingest"])
     if "queries" in parts:
         from bench import queries
