@@ -104,7 +104,7 @@ class Collector:
         self._connect_stop = threading.Event()
         self.pricing: CollectorPricing | None = None
         self.wal: WriteAheadLog | None = None
-        self.writer: SegmentWriter | None = None
+        self.writers: list[SegmentWriter] = []
         self.server: OtlpGrpcServer | None = None
         self.api = None
         self.store_error = ""
@@ -172,9 +172,11 @@ class Collector:
             threading.Thread(target=self._connect_loop, name="spanledger-store-connect", daemon=True).start()
         limiter = self.config.get("processors.memory_limiter")
         self.admission = AdmissionControl(limiter["limit_mib"] << 20, limiter["check_interval"])
-        self.writer = SegmentWriter(self.wal, self.store, self.stats, self._backoff(), after_store=self._after_store,
-                                    admission=self.admission)
-        self.writer.start()
+        consumers = max(1, self.config.get("exporters.clickhouse.sending_queue.num_consumers"))
+        self.writers = [SegmentWriter(self.wal, self.store, self.stats, self._backoff(), after_store=self._after_store,
+                                      admission=self.admission) for _ in range(consumers)]
+        for writer in self.writers:
+            writer.start()
         self._start_api()
         self._start_receiver()
         self._write_runtime_file()
@@ -226,7 +228,9 @@ class Collector:
         self._connect_stop.set()
         if self.wal:
             self.wal.close()
-        drained = self.writer.stop(timeout_s) if self.writer else True
+        for writer in self.writers:
+            writer.request_stop()
+        drained = all([writer.stop(timeout_s) for writer in self.writers])
         if self.api:
             self.api.stop()
         if self._store:

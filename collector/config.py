@@ -81,6 +81,7 @@ SCHEMA: dict[str, Any] = {
         "pricing": {"overrides_file": (_STR, ""), "provided_cost_wins": (_BOOL, True)},
         "content": {"drop_attributes": (_LIST, []), "redact_attributes": (_LIST, [])},
         "retry_on_failure": {"initial_interval": (_DUR, 0.2), "max_interval": (_DUR, 30.0)},
+        "sending_queue": {"num_consumers": (_INT, 2)},
     }},
     "extensions": {
         "bearertokenauth": {"tokens": (_LIST, []), "filename": (_STR, ""), "tenants": (_MAP, {})},

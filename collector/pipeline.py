@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import random
@@ -202,9 +203,15 @@ class Backoff:
 
 
 class SegmentWriter(threading.Thread):
-    """Moves sealed WAL segments into the store, in order, until stopped and drained."""
+    """Moves sealed WAL segments into the store until stopped and drained.
+
+    Several writers may run side by side: ClickHouse runs one INSERT (with its
+    views) on one thread, so a second writer is what uses the second core.
+    Segments are independent (each carries its own dedup token), so the order
+    in which they land does not matter."""
 
     QUARANTINE_AFTER = 5  # a segment the engine cannot parse this many times is set aside
+    _numbers = itertools.count(1)
 
     # The embedded engine's working memory while it decodes and flattens a
     # segment, as a multiple of the segment's size (measured: 4-8x).
@@ -212,7 +219,7 @@ class SegmentWriter(threading.Thread):
 
     def __init__(self, wal: WriteAheadLog, store_provider, stats: IngestStats, backoff: Backoff = Backoff(),
                  after_store=None, admission: AdmissionControl | None = None) -> None:
-        super().__init__(name="spanledger-segment-writer", daemon=True)
+        super().__init__(name=f"spanledger-segment-writer-{next(self._numbers)}", daemon=True)
         self.wal = wal
         self.store_provider = store_provider  # () -> Store | None (None while storage is unreachable)
         self.stats = stats
@@ -241,7 +248,9 @@ class SegmentWriter(threading.Thread):
                 self.stats.last_store_error = str(exc)[:500]
                 if self._is_parse_error(exc):
                     self._handle_unparsable(segment)
+                    self.wal.unclaim(segment)
                     continue
+                self.wal.unclaim(segment)
                 delay = self.backoff.delay(attempt)
                 attempt += 1
                 log.warning("storing segment %s failed (attempt %d), retrying in %.1fs: %s",
@@ -284,6 +293,10 @@ class SegmentWriter(threading.Thread):
             self.stats.segments_quarantined += 1
             log.error("segment %s could not be parsed by the store %d times; moved to %s for inspection",
                       segment.path.name, failures, target)
+
+    def request_stop(self) -> None:
+        """Finish what is sealed, then stop (see ``stop``)."""
+        self._stop_when_drained.set()
 
     def stop(self, drain_timeout_s: float) -> bool:
         """Store what is sealed, then stop; False if that took longer than ``drain_timeout_s``."""

@@ -15,6 +15,7 @@ model, not per span.
 from __future__ import annotations
 
 import logging
+import threading
 from decimal import Decimal
 
 from ..pricing import ModelRates, PriceBook
@@ -60,6 +61,7 @@ class CollectorPricing:
         self.store = store
         self.price_book = price_book
         self.db = store.options.database
+        self._repricing = threading.Lock()  # several segment writers call resolve_staged
 
     def resolve(self, provider_key: str, model_key: str) -> ModelRates | None:
         rates = self.price_book.rates(provider_key or None, model_key)
@@ -80,6 +82,14 @@ class CollectorPricing:
 
     def resolve_staged(self) -> int:
         """Price models seen for the first time and re-ingest their parked spans; returns spans moved."""
+        if not self._repricing.acquire(blocking=False):
+            return 0  # another writer is at it; what it misses, the next call picks up
+        try:
+            return self._resolve_staged()
+        finally:
+            self._repricing.release()
+
+    def _resolve_staged(self) -> int:
         staged = self.store.write_query(
             f"SELECT Provider, lower(Model), count(), groupBitXor(cityHash64(TraceId, SpanId)) "
             f"FROM {self.db}.spanledger_spans_unpriced GROUP BY Provider, lower(Model)"

@@ -222,6 +222,7 @@ class WriteAheadLog:
         self._failed: dict[int, Exception] = {}
         self._unstored_bytes = 0
         self._sealed: deque[Segment] = deque()
+        self._claimed: dict[int, Segment] = {}  # being stored by a writer
         self._sealed_ready = threading.Condition(self._lock)
         self._closing = False
 
@@ -351,19 +352,30 @@ class WriteAheadLog:
 
     # -- consuming --------------------------------------------------------------
     def next_sealed(self, timeout: float | None = None) -> Segment | None:
-        """The oldest sealed segment not yet stored (it stays first until ``mark_stored``)."""
+        """Claim the oldest sealed segment nobody is storing; ``mark_stored`` or ``unclaim`` it after."""
         with self._lock:
             if not self._sealed:
                 self._sealed_ready.wait(timeout)
-            return self._sealed[0] if self._sealed else None
+            if not self._sealed:
+                return None
+            segment = self._sealed.popleft()
+            self._claimed[segment.seq] = segment
+            return segment
+
+    def unclaim(self, segment: Segment) -> None:
+        """Storing failed: put the segment back first in line."""
+        with self._lock:
+            claimed = self._claimed.pop(segment.seq, None)
+            if claimed is not None:
+                self._sealed.appendleft(claimed)
+                self._sealed_ready.notify()
 
     def mark_stored(self, segment: Segment) -> None:
         """The segment is in the store: keep it a while as ``.done`` for duplicate detection."""
         done = segment.path.with_suffix(".done")
         os.rename(segment.path, done)
         with self._lock:
-            if self._sealed and self._sealed[0].seq == segment.seq:
-                self._sealed.popleft()
+            self._claimed.pop(segment.seq, None)
             self._unstored_bytes -= segment.size
         self._expire_done()
 
@@ -374,8 +386,7 @@ class WriteAheadLog:
         target = target_dir / segment.path.name
         os.replace(segment.path, target)
         with self._lock:
-            if self._sealed and self._sealed[0].seq == segment.seq:
-                self._sealed.popleft()
+            self._claimed.pop(segment.seq, None)
             self._unstored_bytes -= segment.size
         return target
 
@@ -393,13 +404,13 @@ class WriteAheadLog:
         with self._lock:
             self._unstored_bytes -= segment.size - len(data)
             fixed = Segment(segment.seq, segment.path, len(data), segment.spans, len(records))
-            if self._sealed and self._sealed[0].seq == segment.seq:
-                self._sealed[0] = fixed
+            if segment.seq in self._claimed:
+                self._claimed[segment.seq] = fixed
         return fixed
 
     def pending_segments(self) -> int:
         with self._lock:
-            return len(self._sealed) + (1 if self._file is not None else 0)
+            return len(self._sealed) + len(self._claimed) + (1 if self._file is not None else 0)
 
     def _expire_done(self) -> None:
         done = sorted(self.directory.glob("*.done"))
@@ -448,7 +459,7 @@ class WriteAheadLog:
     def iter_unstored_records(self) -> Iterator[Record]:
         """Records of segments recovered at start and not yet stored (for duplicate detection)."""
         with self._lock:
-            segments = list(self._sealed)
+            segments = list(self._sealed) + list(self._claimed.values())
         for segment in segments:
             yield from scan(segment.path.read_bytes()).records
 

@@ -86,6 +86,8 @@ class Store:
         self._wal_schema = _wal_schema_text()
         self._write_lock = threading.Lock()
         self.writer = self._connect()
+        self._loader_local = threading.local()  # each segment writer thread inserts on its own handle
+        self._loaders: list[Any] = []
         self._reader = self._connect()
         # A dedicated handle stays read-only for good: the engine refuses any
         # write, SET or file/url access made through it, whatever the SQL says.
@@ -128,6 +130,7 @@ class Store:
             "insert_deduplication_token": dedup_token,
             "insert_deduplicate": 1,
             "deduplicate_blocks_in_dependent_materialized_views": 1,
+            "parallel_view_processing": 1,  # the rollups and lookup views of one insert run side by side
             # one WAL segment is one block, so its dedup token covers it whole
             "max_insert_block_size": 1 << 30,
             "min_insert_block_size_rows": 0,
@@ -138,15 +141,22 @@ class Store:
         """Store every span of a sealed WAL segment; a repeat with the same token stores nothing."""
         table = f"{self.options.database}.spanledger_otlp_raw"
         settings = self._protobuf_settings(dedup_token)
+        loader = self._loader()
         try:
-            with self._write_lock:
-                if self.config.embedded:
-                    quoted = str(path).replace("\\", "\\\\").replace("'", "\\'")
-                    self.writer.command(f"INSERT INTO {table} FROM INFILE '{quoted}' FORMAT Protobuf", settings=settings)
-                else:
-                    self.writer.raw_insert(table, insert_block=path.read_bytes(), fmt="Protobuf", settings=settings)
+            if self.config.embedded:
+                quoted = str(path).replace("\\", "\\\\").replace("'", "\\'")
+                loader.command(f"INSERT INTO {table} FROM INFILE '{quoted}' FORMAT Protobuf", settings=settings)
+            else:
+                loader.raw_insert(table, insert_block=path.read_bytes(), fmt="Protobuf", settings=settings)
         except Exception as exc:
             raise StoreUnavailable(f"storing WAL segment {path.name} in {self.config.describe()} failed: {exc}") from exc
+
+    def _loader(self):
+        client = getattr(self._loader_local, "client", None)
+        if client is None:
+            client = self._loader_local.client = self._connect()
+            self._loaders.append(client)
+        return client
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None, settings: dict[str, Any] | None = None):
         with self._write_lock:
@@ -206,7 +216,7 @@ class Store:
             return False
 
     def close(self) -> None:
-        for client in (self._reader, self.writer, *self._tenant_readers.values()):
+        for client in (self._reader, self.writer, *self._tenant_readers.values(), *self._loaders):
             try:
                 client.close()
             except Exception:  # closing is best effort
