@@ -15,8 +15,10 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,13 +92,16 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=20, help="queries: timed runs per query")
     ap.add_argument("--peer-duration", type=float, default=60, help="Phoenix: seconds of load")
     ap.add_argument("--peer-drain", type=float, default=60, help="Phoenix: seconds to watch it drain afterwards")
-    ap.add_argument("--workdir", default="/tmp/spanledger-bench")
+    ap.add_argument("--workdir", help="scratch directory (default: a fresh /tmp/spanledger-bench-*, removed at the end "
+                                      "unless --keep; never share one between concurrent runs)")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch directory (stores, logs)")
     a = ap.parse_args(argv)
     parts = [p.strip() for p in a.parts.split(",") if p.strip()]
     res: dict = {"name": a.name, "date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
                  "args": vars(a)}
     rows: list[tuple[str, str, str]] = []
-    work = Path(a.workdir)
+    work = Path(a.workdir) if a.workdir else Path(tempfile.mkdtemp(prefix="spanledger-bench-"))
+    res["workdir"] = str(work)
     t0 = time.time()
     if "ingest" in parts:
         from bench import ingest
@@ -119,6 +124,8 @@ def main(argv=None) -> int:
         res["peer_phoenix"] = peer_phoenix.run(cfg, loadgen.build_templates(cfg), work / "phoenix" / "data", a.peer_drain)
         rows += peer_rows(res)
     res["wall_s"] = round(time.time() - t0, 1)
+    if not a.keep and not a.workdir:
+        shutil.rmtree(work, ignore_errors=True)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{a.name}.json"
     tmp = out.with_suffix(".json.tmp")
