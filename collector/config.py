@@ -60,7 +60,7 @@ SCHEMA: dict[str, Any] = {
     }}}},
     "processors": {
         "batch": {"timeout": (_DUR, 1.0), "send_batch_size": (_INT, 50_000), "send_batch_max_size": (_INT, 0)},
-        "memory_limiter": {"check_interval": (_DUR, 0.1), "limit_mib": (_INT, 1024)},
+        "memory_limiter": {"check_interval": (_DUR, 0.1), "limit_mib": (_INT, 2048)},
     },
     "exporters": {"clickhouse": {
         "endpoint": (_STR, ""),
