@@ -27,6 +27,7 @@ import numpy as np
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from spanledger.collector.wal import read_varint  # the WAL reads OTLP framing the same way
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 # (provider as gen_ai.provider.name, model, reasoning?, caches?)
@@ -312,14 +313,14 @@ def _fields(buf: bytes, start: int, end: int):
     """Yield (field number, wire type, value start, value end) of one protobuf message."""
     pos = start
     while pos < end:
-        key, pos = _varint(buf, pos)
+        key, pos = read_varint(buf, pos)
         field, wt = key >> 3, key & 7
         if wt == 0:
-            _, nxt = _varint(buf, pos)
+            _, nxt = read_varint(buf, pos)
         elif wt == 1:
             nxt = pos + 8
         elif wt == 2:
-            ln, pos = _varint(buf, pos)
+            ln, pos = read_varint(buf, pos)
             nxt = pos + ln
         elif wt == 5:
             nxt = pos + 4
@@ -327,17 +328,6 @@ def _fields(buf: bytes, start: int, end: int):
             raise ValueError(f"unexpected wire type {wt}")
         yield field, wt, pos, nxt
         pos = nxt
-
-
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
 
 
 class Template:

@@ -55,7 +55,8 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
-def _read_varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
+def read_varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
+    """Decode a protobuf varint at ``pos``; returns (value, position after it)."""
     result = shift = 0
     while True:
         if pos >= len(buf) or shift > 63:
@@ -115,7 +116,7 @@ def scan(data: bytes) -> ScanResult:
 
 def _parse_at(data: bytes, pos: int) -> tuple[Record | None, int]:
     try:
-        length, body_start = _read_varint(data, pos)
+        length, body_start = read_varint(data, pos)
     except ValueError:
         return None, -1
     body_end = body_start + length
@@ -133,7 +134,7 @@ def _parse_at(data: bytes, pos: int) -> tuple[Record | None, int]:
     idx = payload.rfind(_TENANT_TAG)
     if idx >= 0:
         try:
-            tlen, tstart = _read_varint(payload, idx + 2)
+            tlen, tstart = read_varint(payload, idx + 2)
             if tstart + tlen == len(payload):
                 tenant = payload[tstart:].decode()
                 payload = payload[:idx]

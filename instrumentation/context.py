@@ -56,7 +56,44 @@ def with_associations(values: Mapping[str, AttributeValue], ctx: Context | None 
     return otel_context.set_value(_KEY, merged, ctx)
 
 
-class associate:  # noqa: N801 - used like a function: ``with associate(...)``
+class AttachedContext:
+    """Attaches an OTel context for the duration of a ``with`` (sync or async), never raising.
+
+    Subclasses say which context in ``_context``; a failure to attach or
+    detach is counted as an internal error and the caller's code runs on."""
+
+    __slots__ = ("_token",)
+
+    def _context(self) -> Context:
+        raise NotImplementedError
+
+    def __enter__(self):  # type: ignore[no-untyped-def] - returns the subclass
+        try:
+            self._token = otel_context.attach(self._context())
+        except Exception:  # noqa: BLE001
+            internal_error(f"{type(self).__name__}.enter")
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        token, self._token = getattr(self, "_token", None), None
+        if token is not None:
+            try:
+                otel_context.detach(token)  # type: ignore[arg-type]
+            except Exception:  # noqa: BLE001
+                internal_error(f"{type(self).__name__}.exit")
+
+    async def __aenter__(self):  # type: ignore[no-untyped-def]
+        return self.__enter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+class associate(AttachedContext):  # noqa: N801 - used like a function: ``with associate(...)``
     """Context manager scoping ids onto every span started below it (sync or async).
 
     Non-string ids are stringified; ``None`` values are ignored; any other
@@ -64,7 +101,7 @@ class associate:  # noqa: N801 - used like a function: ``with associate(...)``
     the inner value winning.
     """
 
-    __slots__ = ("_values", "_token")
+    __slots__ = ("_values",)
 
     def __init__(
         self,
@@ -97,32 +134,10 @@ class associate:  # noqa: N801 - used like a function: ``with associate(...)``
         except Exception:  # noqa: BLE001
             internal_error("associate")
         self._values = values
-        self._token: object | None = None
+        self._token = None
 
-    def __enter__(self) -> associate:
-        try:
-            self._token = otel_context.attach(with_associations(self._values))
-        except Exception:  # noqa: BLE001
-            internal_error("associate.enter")
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._token is not None:
-            try:
-                otel_context.detach(self._token)  # type: ignore[arg-type]
-            except Exception:  # noqa: BLE001
-                internal_error("associate.exit")
-            self._token = None
-
-    async def __aenter__(self) -> associate:
-        return self.__enter__()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
+    def _context(self) -> Context:
+        return with_associations(self._values)
 
 
 class AssociationSpanProcessor(SpanProcessor):

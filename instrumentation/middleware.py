@@ -72,12 +72,12 @@ def _request_activity(
     return _HttpActivity(method, path, attrs, context, {sc.REQUEST_ID: request_id} if request_id else {})
 
 
-class SpanledgerASGIMiddleware:
-    """Wraps an ASGI app; non-HTTP scopes (lifespan, websocket) pass through untouched."""
+class _MiddlewareOptions:
+    """What both middlewares are told: the activity type, the agent, where ids and routes come from."""
 
     def __init__(
         self,
-        app: ASGIApp,
+        app: Any,
         *,
         activity_type: str = "api_call",
         agent_name: str | None = None,
@@ -91,6 +91,10 @@ class SpanledgerASGIMiddleware:
         self.request_id_header = request_id_header.lower()
         self.route_getter = route_getter
         self.excluded_paths = frozenset(excluded_paths)
+
+
+class SpanledgerASGIMiddleware(_MiddlewareOptions):
+    """Wraps an ASGI app; non-HTTP scopes (lifespan, websocket) pass through untouched."""
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         if scope.get("type") != "http" or scope.get("path") in self.excluded_paths:
@@ -160,25 +164,8 @@ class _ClosingBody:
             self._act.stop()
 
 
-class SpanledgerWSGIMiddleware:
+class SpanledgerWSGIMiddleware(_MiddlewareOptions):
     """Wraps a WSGI app; ``route_getter(environ)`` may return the route template."""
-
-    def __init__(
-        self,
-        app: WSGIApp,
-        *,
-        activity_type: str = "api_call",
-        agent_name: str | None = None,
-        request_id_header: str = "x-request-id",
-        route_getter: Callable[[Mapping[str, Any]], str | None] | None = None,
-        excluded_paths: Iterable[str] = (),
-    ) -> None:
-        self.app = app
-        self.activity_type = activity_type
-        self.agent_name = agent_name
-        self.request_id_header = request_id_header.lower()
-        self.route_getter = route_getter
-        self.excluded_paths = frozenset(excluded_paths)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") in self.excluded_paths:

@@ -29,7 +29,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from spanledger._ids import FORCED_TRACE_ID
 from spanledger._safe import internal_error, invalid_input
-from spanledger.context import current_associations, with_associations
+from spanledger.context import AttachedContext, current_associations, with_associations
 
 __all__ = ["new_trace_id", "trace_scope", "inject", "extract", "continue_trace"]
 
@@ -163,28 +163,14 @@ def extract(carrier: Mapping[str, Any] | None) -> Context:
         return otel_context.get_current()
 
 
-class continue_trace:  # noqa: N801 - used like a function
+class continue_trace(AttachedContext):  # noqa: N801 - used like a function
     """``with continue_trace(message.headers):`` — spans inside continue the sender's trace."""
 
-    __slots__ = ("_carrier", "_token")
+    __slots__ = ("_carrier",)
 
     def __init__(self, carrier: Mapping[str, Any] | None) -> None:
         self._carrier = carrier
-        self._token: object | None = None
+        self._token = None
 
-    def __enter__(self) -> continue_trace:
-        try:
-            self._token = otel_context.attach(extract(self._carrier))
-        except Exception:  # noqa: BLE001
-            internal_error("continue_trace.enter")
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._token is not None:
-            try:
-                otel_context.detach(self._token)  # type: ignore[arg-type]
-            except Exception:  # noqa: BLE001
-                internal_error("continue_trace.exit")
-            self._token = None
+    def _context(self) -> Context:
+        return extract(self._carrier)
