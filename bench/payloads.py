@@ -27,8 +27,9 @@ import numpy as np
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from spanledger.collector.wal import read_varint  # the WAL reads OTLP framing the same way
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+
+from spanledger.collector.wal import read_varint  # the WAL reads OTLP framing the same way
 
 # (provider as gen_ai.provider.name, model, reasoning?, caches?)
 MODELS = [
