@@ -170,3 +170,25 @@ def test_the_seeds_activities_are_all_there(store):
     first = q(store, f"SELECT SpanAttributes['spanledger.conversation.activity'] FROM {T} "
                      "WHERE ActivityType = 'conversation' ORDER BY Timestamp LIMIT 4")
     assert [a for (a,) in first] == ["user_message", "mcp_tool_call", "mcp_tool_response", "assistant_response"]
+
+
+def _documented_queries() -> list[tuple[str, str]]:
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "queries.md").read_text()
+    sections = re.split(r"^## ", text, flags=re.M)[1:]
+    return [(s.splitlines()[0], sql) for s in sections for sql in re.findall(r"```sql\n(.*?)```", s, flags=re.S)]
+
+
+def test_every_documented_query_runs_and_answers(store):
+    trace_id = q(store, "SELECT TraceId FROM spanledger.otel_traces GROUP BY TraceId ORDER BY count() DESC LIMIT 1")[0][0]
+    conversation = q(store, "SELECT ConversationId FROM spanledger.otel_traces WHERE ConversationId != '' "
+                            "AND SpanAttributes['spanledger.conversation.sequence'] != '' LIMIT 1")[0][0]
+    params = {"trace_id": trace_id, "conversation_id": conversation, "daily_limit": "1.0",
+              "user": "nobody", "project": "nothing"}
+    queries = _documented_queries()
+    assert len(queries) >= 10
+    for title, sql in queries:
+        used = {k: v for k, v in params.items() if "{" + k + ":" in sql}
+        result = store.query(sql, used).result_rows
+        assert result, f"the documented query '{title}' returned nothing on the demo's data"
