@@ -86,6 +86,9 @@ class Store:
         self._wal_schema = _wal_schema_text()
         self._write_lock = threading.Lock()
         self.writer = self._connect()
+        # A server cannot read the collector's files, so it gets each segment as the
+        # INSERT's body; the embedded engine reads the file where it lies.
+        self.segments_as_body = not config.embedded
         self._loader_local = threading.local()  # each segment writer thread inserts on its own handle
         self._loaders: list[Any] = []
         self._reader = self._connect()
@@ -143,11 +146,11 @@ class Store:
         settings = self._protobuf_settings(dedup_token)
         loader = self._loader()
         try:
-            if self.config.embedded:
+            if self.segments_as_body:
+                loader.raw_insert(table, insert_block=path.read_bytes(), fmt="Protobuf", settings=settings)
+            else:
                 quoted = str(path).replace("\\", "\\\\").replace("'", "\\'")
                 loader.command(f"INSERT INTO {table} FROM INFILE '{quoted}' FORMAT Protobuf", settings=settings)
-            else:
-                loader.raw_insert(table, insert_block=path.read_bytes(), fmt="Protobuf", settings=settings)
         except Exception as exc:
             raise StoreUnavailable(f"storing WAL segment {path.name} in {self.config.describe()} failed: {exc}") from exc
 
