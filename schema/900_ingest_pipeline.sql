@@ -58,13 +58,14 @@ CREATE TABLE IF NOT EXISTS ${database}.spanledger_spans_unpriced ${on_cluster} A
 ENGINE = ${merge_tree} PARTITION BY toDate(Timestamp) ORDER BY (Model, Timestamp)
 SETTINGS non_replicated_deduplication_window = 10000;
 
+-- Three layers, read innermost first.  Each layer reads the columns of the one
+-- inside it, so the attribute map and each value's text are computed once and
+-- later layers refer to them by name.  The engine analyses this query at every
+-- INSERT (every WAL segment): as one flat query whose WITH aliases expand into
+-- every use, that took ~120 ms per segment; layered, ~70 ms, with the same rows.
 CREATE MATERIALIZED VIEW ${database}.spanledger_flatten_mv ${on_cluster}
 TO ${database}.spanledger_spans_ingest
 AS WITH
-    spanledger_attributes_to_map(rs.resource.attributes, ${max_attributes}, ${max_attribute_length}) AS ra,
-    spanledger_attributes_to_map(s.attributes, ${max_attributes}, ${max_attribute_length}) AS sa,
-    arraySlice(s.events, 1, ${max_events}) AS ev,
-    arraySlice(s.links, 1, ${max_links}) AS lk,
     -- tokens in every spelling we know; the first present wins
     coalesce(toUInt64OrNull(sa['gen_ai.usage.input_tokens']), toUInt64OrNull(sa['gen_ai.usage.prompt_tokens']),
              toUInt64OrNull(sa['llm.token_count.prompt']), toUInt64OrNull(sa['llm.usage.prompt_tokens']), 0) AS in_raw,
@@ -83,39 +84,21 @@ AS WITH
             sa['llm.model_name'] != '', sa['llm.model_name'],
             sa['llm.response.model'] != '', sa['llm.response.model'],
             sa['llm.request.model']) AS model,
-    lower(multiIf(sa['gen_ai.provider.name'] != '', sa['gen_ai.provider.name'],
-                  sa['gen_ai.system'] != '', sa['gen_ai.system'],
-                  sa['llm.provider'] != '', sa['llm.provider'],
-                  sa['llm.system'])) AS provider,
     coalesce(toDecimal64OrNull(sa['spanledger.cost.total_usd'], 12), toDecimal64OrNull(sa['llm.cost.total'], 12),
              toDecimal64OrNull(sa['gen_ai.usage.cost'], 12), toDecimal64OrNull(sa['operation.cost'], 12)) AS cost_total,
     coalesce(toDecimal64OrNull(sa['spanledger.cost.input_usd'], 12), toDecimal64OrNull(sa['llm.cost.prompt'], 12)) AS cost_in,
     coalesce(toDecimal64OrNull(sa['spanledger.cost.output_usd'], 12), toDecimal64OrNull(sa['llm.cost.completion'], 12)) AS cost_out,
     sa['spanledger.cost.source'] AS declared_cost_source
 SELECT
-    fromUnixTimestamp64Nano(toInt64(s.start_time_unix_nano)) AS Timestamp,
-    lower(hex(s.trace_id)) AS TraceId,
-    lower(hex(s.span_id)) AS SpanId,
-    lower(hex(s.parent_span_id)) AS ParentSpanId,
-    s.trace_state AS TraceState,
-    s.name AS SpanName,
-    ['Unspecified', 'Internal', 'Server', 'Client', 'Producer', 'Consumer'][least(greatest(s.kind, 0), 5) + 1] AS SpanKind,
+    Timestamp, TraceId, SpanId, ParentSpanId, TraceState, SpanName, SpanKind,
     ra['service.name'] AS ServiceName,
     ra AS ResourceAttributes,
-    ss.scope.name AS ScopeName,
-    ss.scope.version AS ScopeVersion,
+    ScopeName, ScopeVersion,
     ${stored_span_attributes} AS SpanAttributes,
-    s.end_time_unix_nano - s.start_time_unix_nano AS Duration,
-    ['Unset', 'Ok', 'Error'][least(greatest(s.status.code, 0), 2) + 1] AS StatusCode,
-    s.status.message AS StatusMessage,
-    arrayMap(e -> fromUnixTimestamp64Nano(toInt64(e.time_unix_nano)), ev) AS `Events.Timestamp`,
-    arrayMap(e -> e.name, ev) AS `Events.Name`,
-    arrayMap(e -> ${stored_event_attributes}, ev) AS `Events.Attributes`,
-    arrayMap(l -> lower(hex(l.trace_id)), lk) AS `Links.TraceId`,
-    arrayMap(l -> lower(hex(l.span_id)), lk) AS `Links.SpanId`,
-    arrayMap(l -> l.trace_state, lk) AS `Links.TraceState`,
-    arrayMap(l -> spanledger_attributes_to_map(l.attributes, ${max_attributes}, ${max_attribute_length}), lk) AS `Links.Attributes`,
-    tenant AS TenantId,
+    Duration, StatusCode, StatusMessage,
+    `Events.Timestamp`, `Events.Name`, `Events.Attributes`,
+    `Links.TraceId`, `Links.SpanId`, `Links.TraceState`, `Links.Attributes`,
+    TenantId,
     multiIf(sa['gen_ai.operation.name'] != '', sa['gen_ai.operation.name'],
             oi_kind = 'LLM', 'chat', oi_kind = 'EMBEDDING', 'embeddings', oi_kind = 'TOOL', 'execute_tool',
             oi_kind = 'AGENT', 'invoke_agent', tl_kind = 'tool', 'execute_tool', tl_kind = 'agent', 'invoke_agent',
@@ -123,7 +106,10 @@ SELECT
     sa['spanledger.activity.type'] AS ActivityType,
     sa['spanledger.severity'] AS Severity,
     sa['spanledger.status'] AS ActivityStatus,
-    provider AS Provider,
+    lower(multiIf(sa['gen_ai.provider.name'] != '', sa['gen_ai.provider.name'],
+                  sa['gen_ai.system'] != '', sa['gen_ai.system'],
+                  sa['llm.provider'] != '', sa['llm.provider'],
+                  sa['llm.system'])) AS Provider,
     multiIf(sa['gen_ai.request.model'] != '', sa['gen_ai.request.model'], sa['llm.request.model'] != '', sa['llm.request.model'], model) AS RequestModel,
     model AS Model,
     sa['gen_ai.agent.id'] AS AgentId,
@@ -155,13 +141,49 @@ SELECT
             ${provided_cost_wins} AND declared_cost_source = 'unknown_model', 'unknown_model',
             model != '' AND in_raw + out_raw + cache_read + cache_write > 0, 'pending',
             '') AS CostSource,
-    toUInt32(greatest(length(s.attributes) - ${max_attributes}, 0)
-        + arrayCount(a -> lengthUTF8(spanledger_anyvalue_to_string(a.value)) > ${max_attribute_length}, arraySlice(s.attributes, 1, ${max_attributes}))) AS TruncatedAttributes,
-    toUInt32(greatest(length(s.events) - ${max_events}, 0)) AS TruncatedEvents
-FROM ${database}.spanledger_otlp_raw
-ARRAY JOIN resource_spans AS rs
-ARRAY JOIN rs.scope_spans AS ss
-ARRAY JOIN ss.spans AS s;
+    TruncatedAttributes, TruncatedEvents
+FROM
+(
+    -- the attribute map, built once from each value's text
+    SELECT *,
+        mapFromArrays(attr_keys, arrayMap(t -> substringUTF8(t, 1, ${max_attribute_length}), attr_texts)) AS sa,
+        toUInt32(attrs_over + arrayCount(t -> lengthUTF8(t) > ${max_attribute_length}, attr_texts)) AS TruncatedAttributes
+    FROM
+    (
+        -- one row per span; every attribute value stringified once
+        SELECT
+            fromUnixTimestamp64Nano(toInt64(s.start_time_unix_nano)) AS Timestamp,
+            lower(hex(s.trace_id)) AS TraceId,
+            lower(hex(s.span_id)) AS SpanId,
+            lower(hex(s.parent_span_id)) AS ParentSpanId,
+            s.trace_state AS TraceState,
+            s.name AS SpanName,
+            ['Unspecified', 'Internal', 'Server', 'Client', 'Producer', 'Consumer'][least(greatest(s.kind, 0), 5) + 1] AS SpanKind,
+            spanledger_attributes_to_map(rs.resource.attributes, ${max_attributes}, ${max_attribute_length}) AS ra,
+            ss.scope.name AS ScopeName,
+            ss.scope.version AS ScopeVersion,
+            arrayMap(a -> a.key, arraySlice(s.attributes, 1, ${max_attributes})) AS attr_keys,
+            arrayMap(a -> spanledger_anyvalue_to_string(a.value), arraySlice(s.attributes, 1, ${max_attributes})) AS attr_texts,
+            greatest(length(s.attributes) - ${max_attributes}, 0) AS attrs_over,
+            s.end_time_unix_nano - s.start_time_unix_nano AS Duration,
+            ['Unset', 'Ok', 'Error'][least(greatest(s.status.code, 0), 2) + 1] AS StatusCode,
+            s.status.message AS StatusMessage,
+            arrayMap(e -> fromUnixTimestamp64Nano(toInt64(e.time_unix_nano)), arraySlice(s.events, 1, ${max_events})) AS `Events.Timestamp`,
+            arrayMap(e -> e.name, arraySlice(s.events, 1, ${max_events})) AS `Events.Name`,
+            arrayMap(e -> ${stored_event_attributes}, arraySlice(s.events, 1, ${max_events})) AS `Events.Attributes`,
+            arrayMap(l -> lower(hex(l.trace_id)), arraySlice(s.links, 1, ${max_links})) AS `Links.TraceId`,
+            arrayMap(l -> lower(hex(l.span_id)), arraySlice(s.links, 1, ${max_links})) AS `Links.SpanId`,
+            arrayMap(l -> l.trace_state, arraySlice(s.links, 1, ${max_links})) AS `Links.TraceState`,
+            arrayMap(l -> spanledger_attributes_to_map(l.attributes, ${max_attributes}, ${max_attribute_length}),
+                     arraySlice(s.links, 1, ${max_links})) AS `Links.Attributes`,
+            tenant AS TenantId,
+            toUInt32(greatest(length(s.events) - ${max_events}, 0)) AS TruncatedEvents
+        FROM ${database}.spanledger_otlp_raw
+        ARRAY JOIN resource_spans AS rs
+        ARRAY JOIN rs.scope_spans AS ss
+        ARRAY JOIN ss.spans AS s
+    )
+);
 
 -- Pricing: one hash lookup per span in the prices resolved so far.
 CREATE MATERIALIZED VIEW ${database}.spanledger_store_mv ${on_cluster}
