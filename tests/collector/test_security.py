@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import ssl
 import subprocess
+import time
 import urllib.request
 
 import grpc
 import pytest
 from collector_support import EXPORT, RawClient, make_span, new_request, rows, wait_stored
+
+from spanledger.collector.pipeline import WalSink
 
 TOKEN = "operator-token-0123456789"
 
@@ -55,14 +58,22 @@ extensions:
         assert TOKEN not in response.read().decode()
 
 
-def test_an_answer_lost_after_commit_is_not_stored_twice_on_retry(collector, raw_client):
+def test_an_answer_lost_after_commit_is_not_stored_twice_on_retry(collector, raw_client, monkeypatch):
     request, scope = new_request()
     for i in range(200):
         make_span(scope, f"lost-ack-{i}", attributes={"blob": "x" * 500})
     payload = request.SerializeToString()
+    durable = WalSink.accept
+
+    def accept_then_stall(self, *args):
+        durable(self, *args)
+        time.sleep(0.3)  # committed; the answer leaves after the client's deadline, whatever the machine's speed
+
+    monkeypatch.setattr(WalSink, "accept", accept_then_stall)
     with pytest.raises(grpc.RpcError) as err:
-        raw_client.export(payload, timeout=0.001)  # the client gives up before the answer comes
+        raw_client.export(payload, timeout=0.1)  # the client gives up before the answer comes
     assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    monkeypatch.undo()
     for _ in range(3):
         raw_client.export(payload)  # ...and retries, as the SDK exporter does
     wait_stored(collector, 200)
