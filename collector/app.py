@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import CollectorConfig, ConfigError, bearer_tokens
-from .pipeline import AdmissionControl, Backoff, IngestStats, SegmentWriter, WalSink
+from .pipeline import AdmissionControl, Backoff, IngestStats, SegmentWriter, SharedExclusiveLock, WalSink
 from .pricing_sync import CollectorPricing
 from .receiver import OtlpGrpcServer, ReceiverSettings, TlsFiles, TokenAuth, TraceExportHandler
 from .store import SchemaOptions, Store, StoreConfig, StoreUnavailable, migrate
@@ -105,6 +105,7 @@ class Collector:
         self.pricing: CollectorPricing | None = None
         self.wal: WriteAheadLog | None = None
         self.writers: list[SegmentWriter] = []
+        self.ingest_gate = SharedExclusiveLock()  # segment loads vs moving parked spans
         self.server: OtlpGrpcServer | None = None
         self.api = None
         self.store_error = ""
@@ -120,7 +121,7 @@ class Collector:
             store = Store(self.store_config)
             if self.config.get("exporters.clickhouse.create_schema"):
                 migrate(store.writer, store.options)
-            pricing = CollectorPricing(store, self.price_book)
+            pricing = CollectorPricing(store, self.price_book, gate=self.ingest_gate)
             pricing.rebuild_lookup()
         except StoreUnavailable as exc:
             self.store_error = str(exc)
@@ -174,7 +175,7 @@ class Collector:
         self.admission = AdmissionControl(limiter["limit_mib"] << 20, limiter["check_interval"])
         consumers = max(1, self.config.get("exporters.clickhouse.sending_queue.num_consumers"))
         self.writers = [SegmentWriter(self.wal, self.store, self.stats, self._backoff(), after_store=self._after_store,
-                                      admission=self.admission) for _ in range(consumers)]
+                                      admission=self.admission, gate=self.ingest_gate) for _ in range(consumers)]
         for writer in self.writers:
             writer.start()
         self._start_api()

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -191,6 +192,47 @@ class WalSink:
             done.set()
 
 
+class SharedExclusiveLock:
+    """Many holders in shared mode, or one in exclusive mode.
+
+    Segment writers load side by side (shared); moving parked spans and
+    emptying the parking table (exclusive) must not interleave with a load
+    that may be parking more spans at that moment."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+
+    @contextlib.contextmanager
+    def shared(self):
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._shared -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self):
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._exclusive = True  # new shared holders wait from here on
+            while self._shared:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
 @dataclass(frozen=True)
 class Backoff:
     initial_s: float = 0.2
@@ -218,7 +260,8 @@ class SegmentWriter(threading.Thread):
     ENGINE_MEMORY_PER_SEGMENT_BYTE = 8
 
     def __init__(self, wal: WriteAheadLog, store_provider, stats: IngestStats, backoff: Backoff = Backoff(),
-                 after_store=None, admission: AdmissionControl | None = None) -> None:
+                 after_store=None, admission: AdmissionControl | None = None,
+                 gate: SharedExclusiveLock | None = None) -> None:
         super().__init__(name=f"spanledger-segment-writer-{next(self._numbers)}", daemon=True)
         self.wal = wal
         self.store_provider = store_provider  # () -> Store | None (None while storage is unreachable)
@@ -226,6 +269,7 @@ class SegmentWriter(threading.Thread):
         self.backoff = backoff
         self.after_store = after_store or (lambda store: None)
         self.admission = admission
+        self.gate = gate or SharedExclusiveLock()
         self._stop_when_drained = threading.Event()
         self._abandon = threading.Event()
         self._parse_failures: dict[int, int] = {}
@@ -268,7 +312,8 @@ class SegmentWriter(threading.Thread):
     def _load(self, store: Store, segment: Segment) -> None:
         reserved = self.admission.reserve(segment.size * self.ENGINE_MEMORY_PER_SEGMENT_BYTE) if self.admission else 0
         try:
-            store.load_segment(segment.path, segment.dedup_token)
+            with self.gate.shared():
+                store.load_segment(segment.path, segment.dedup_token)
         finally:
             if reserved:
                 self.admission.release(reserved)

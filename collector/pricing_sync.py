@@ -14,6 +14,7 @@ model, not per span.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from decimal import Decimal
@@ -57,11 +58,14 @@ def lookup_row(provider_key: str, model_key: str, rates: ModelRates | None) -> l
 class CollectorPricing:
     """Keeps the store's price lookup in step with the configured price book."""
 
-    def __init__(self, store: Store, price_book: PriceBook) -> None:
+    def __init__(self, store: Store, price_book: PriceBook, gate=None) -> None:
         self.store = store
         self.price_book = price_book
         self.db = store.options.database
         self._repricing = threading.Lock()  # several segment writers call resolve_staged
+        # held exclusively while parked spans move: a segment loading meanwhile could
+        # park more spans, which the TRUNCATE below would then take with it
+        self.gate = gate
 
     def resolve(self, provider_key: str, model_key: str) -> ModelRates | None:
         rates = self.price_book.rates(provider_key or None, model_key)
@@ -89,25 +93,30 @@ class CollectorPricing:
         finally:
             self._repricing.release()
 
-    def _resolve_staged(self) -> int:
-        staged = self.store.write_query(
+    def _staged(self) -> list:
+        return self.store.write_query(
             f"SELECT Provider, lower(Model), count(), groupBitXor(cityHash64(TraceId, SpanId)) "
             f"FROM {self.db}.spanledger_spans_unpriced GROUP BY Provider, lower(Model)"
         ).result_rows
-        if not staged:
+
+    def _resolve_staged(self) -> int:
+        if not self._staged():
             return 0
-        resolved = [(p, m, self.resolve(p, m)) for p, m, _, _ in staged]
-        self._publish(resolved)
-        for p, m, rates in resolved:
-            log.info("priced model %s/%s: %s", p or "-", m, rates.pricing_model if rates else "no price known")
-        moved = sum(int(n) for _, _, n, _ in staged)
-        token = "spanledger-reprice-" + "-".join(f"{h:x}" for *_, h in sorted(staged))
-        self.store.command(
-            f"INSERT INTO {self.db}.spanledger_spans_ingest SELECT * FROM {self.db}.spanledger_spans_unpriced",
-            settings={"insert_deduplication_token": token[:200], "insert_deduplicate": 1,
-                      "deduplicate_blocks_in_dependent_materialized_views": 1},
-        )
-        self.store.command(f"TRUNCATE TABLE {self.db}.spanledger_spans_unpriced")
+        with self.gate.exclusive() if self.gate else contextlib.nullcontext():
+            # under the gate no segment can park more spans: what is read now is all that moves
+            staged = self._staged()
+            resolved = [(p, m, self.resolve(p, m)) for p, m, _, _ in staged]
+            self._publish(resolved)
+            for p, m, rates in resolved:
+                log.info("priced model %s/%s: %s", p or "-", m, rates.pricing_model if rates else "no price known")
+            moved = sum(int(n) for _, _, n, _ in staged)
+            token = "spanledger-reprice-" + "-".join(f"{h:x}" for *_, h in sorted(staged))
+            self.store.command(
+                f"INSERT INTO {self.db}.spanledger_spans_ingest SELECT * FROM {self.db}.spanledger_spans_unpriced",
+                settings={"insert_deduplication_token": token[:200], "insert_deduplicate": 1,
+                          "deduplicate_blocks_in_dependent_materialized_views": 1},
+            )
+            self.store.command(f"TRUNCATE TABLE {self.db}.spanledger_spans_unpriced")
         return moved
 
     def _publish(self, resolved: list[tuple[str, str, ModelRates | None]]) -> None:

@@ -132,3 +132,30 @@ def test_sigterm_drains_everything_acknowledged(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+
+
+def test_spans_of_new_models_parked_by_concurrent_writers_are_all_stored_once(collector_factory):
+    """Each request brings a model never seen before, so its spans are parked and re-ingested once
+    priced, while another writer is loading (and parking) the next segment."""
+    from collector_support import rows, wait_stored
+
+    collector = collector_factory("processors: {batch: {timeout: 20ms}}\n"
+                                  "exporters: {clickhouse: {sending_queue: {num_consumers: 2}}}\n")
+    payloads = []
+    for i in range(40):
+        request, scope = new_request("new-models")
+        for j in range(25):
+            make_span(scope, f"m{i}-{j}", attributes={"gen_ai.provider.name": "acme", "gen_ai.request.model": f"acme-model-{i}",
+                                                      "gen_ai.usage.input_tokens": 10})
+        payloads.append(request.SerializeToString())
+    threads = [threading.Thread(target=lambda chunk=payloads[k::4]: [RawClient(collector.server.address).export(p) for p in chunk])
+               for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wait_stored(collector, 1000)
+    time.sleep(0.5)
+    assert rows(collector, "SELECT count() AS n, uniqExact(TraceId, SpanId) AS u, countIf(CostSource = 'unknown_model') AS unknown "
+                           "FROM spanledger.otel_traces")[0] == {"n": 1000, "u": 1000, "unknown": 1000}
+    assert rows(collector, "SELECT sum(Spans) AS n FROM spanledger.spanledger_usage_hourly")[0]["n"] == 1000
