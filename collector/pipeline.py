@@ -318,10 +318,17 @@ class SegmentWriter(threading.Thread):
             if reserved:
                 self.admission.release(reserved)
 
-    @staticmethod
-    def _is_parse_error(exc: Exception) -> bool:
+    # ClickHouse error codes that mean "these bytes are not what the format says",
+    # as opposed to the store being down.  Matched as "(CODE" so that an outage
+    # whose message quotes the INSERT text (… FORMAT Protobuf) is never taken for one:
+    # that would set a healthy segment aside after a few fast retries.
+    PARSE_ERROR_CODES = ("(ATTEMPT_TO_READ_AFTER_EOF)", "(UNKNOWN_PROTOBUF_FORMAT)", "(CANNOT_PARSE_",
+                         "(CANNOT_READ_ALL_DATA)", "(INCORRECT_DATA)")
+
+    @classmethod
+    def _is_parse_error(cls, exc: Exception) -> bool:
         text = str(exc)
-        return any(marker in text for marker in ("CANNOT_PARSE", "Protobuf", "UNKNOWN_PROTOBUF", "CANNOT_READ"))
+        return any(code in text for code in cls.PARSE_ERROR_CODES)
 
     def _handle_unparsable(self, segment: Segment) -> None:
         failures = self._parse_failures.get(segment.seq, 0) + 1

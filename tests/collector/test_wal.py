@@ -73,3 +73,15 @@ def test_stored_segments_are_kept_for_duplicate_detection_then_expired(tmp_path)
     assert [r.request for r in reopened.replayed] == _records(3, 100)[1:]
     assert wal.unstored_bytes == 0
     reopened.close()
+
+
+def test_only_engine_parse_errors_count_as_an_unreadable_segment():
+    from spanledger.collector.pipeline import SegmentWriter
+    from spanledger.collector.store import StoreUnavailable
+
+    outage = StoreUnavailable("storing WAL segment 000000000001.wal failed: connection refused while sending "
+                              "INSERT INTO spanledger.spanledger_otlp_raw FORMAT Protobuf")
+    damaged = StoreUnavailable("Code: 33. DB::Exception: Attempt to read after eof: While executing "
+                               "ProtobufRowInputFormat. (ATTEMPT_TO_READ_AFTER_EOF) (version 26.9.2.1)")
+    assert not SegmentWriter._is_parse_error(outage)
+    assert SegmentWriter._is_parse_error(damaged)
