@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from .receiver import Overloaded
 from .store import Store, StoreUnavailable
 from .validation import Checked
-from .wal import Segment, WalFull, WalWriteError, WriteAheadLog, encode_record, scan
+from .wal import Segment, WalFull, WalWriteError, WriteAheadLog, encode_record, request_fingerprint, scan
 
 log = logging.getLogger(__name__)
 
@@ -110,21 +110,13 @@ class AdmissionControl:
 
 
 class RecentRequests:
-    """Fingerprints of recently stored requests, to acknowledge a client's retry without storing it twice.
-
-    The fingerprint is the request's CRC-32 (already computed for the WAL),
-    its Adler-32 and its length, under the tenant: ~64 bits over requests that
-    are nearly always kilobytes long.
-    """
+    """Fingerprints (``wal.request_fingerprint``) of recently stored requests, to acknowledge
+    a client's retry without storing it twice."""
 
     def __init__(self, capacity: int = 200_000) -> None:
         self.capacity = capacity
         self._seen: OrderedDict[tuple, bool] = OrderedDict()
         self._lock = threading.Lock()
-
-    @staticmethod
-    def fingerprint(request: bytes, crc: int, tenant: str) -> tuple:
-        return (crc, zlib.adler32(request), len(request), tenant)
 
     def seen(self, key: tuple) -> bool:
         with self._lock:
@@ -147,10 +139,9 @@ class WalSink:
         self.recent = RecentRequests()
         self._in_progress: dict[tuple, threading.Event] = {}
         self._lock = threading.Lock()
-        for record in list(wal.replayed) + list(wal.iter_unstored_records()):
-            # after a restart, requests already in the log are still recognised
-            self.recent.add(RecentRequests.fingerprint(record.request, zlib.crc32(record.request), record.tenant))
-        wal.replayed.clear()
+        for key in wal.recovered_fingerprints:  # after a restart, requests already in the log are still recognised
+            self.recent.add(key)
+        wal.recovered_fingerprints.clear()
 
     def admit(self, size: int) -> int:
         try:
@@ -164,7 +155,7 @@ class WalSink:
 
     def accept(self, checked: Checked, original: bytes, tenant: str) -> None:
         crc = zlib.crc32(checked.payload)
-        key = RecentRequests.fingerprint(original, crc if checked.payload is original else zlib.crc32(original), tenant)
+        key = request_fingerprint(original, tenant, crc if checked.payload is original else None)
         while True:
             with self._lock:
                 if self.recent.seen(key):

@@ -79,6 +79,13 @@ def encode_record(request: bytes, tenant: str, request_crc: int | None = None) -
     return b"".join((_varint(body_len), request, tenant_field, _CHECKSUM_TAG, crc.to_bytes(4, "little")))
 
 
+def request_fingerprint(request: bytes, tenant: str, crc: int | None = None) -> tuple[int, int, int, str]:
+    """What identifies a request for duplicate detection: CRC-32, Adler-32 and length
+    (~64 bits over requests that are nearly always kilobytes long), under the tenant.
+    ``crc`` saves re-hashing when the CRC-32 of ``request`` is already known."""
+    return (zlib.crc32(request) if crc is None else crc, zlib.adler32(request), len(request), tenant)
+
+
 @dataclass(frozen=True)
 class Record:
     request: bytes
@@ -233,7 +240,9 @@ class WriteAheadLog:
         self._file_spans = 0
         self._file_requests = 0
         self._file_opened_at = 0.0
-        self.replayed: list[Record] = []  # records of .done segments, for duplicate detection
+        # fingerprints of every request found on disk at start (stored or not), so that a
+        # client's retry after a restart is still recognised; only the fingerprints are kept
+        self.recovered_fingerprints: list[tuple[int, int, int, str]] = []
 
         self._recover()
         self._flusher = threading.Thread(target=self._flush_loop, name="spanledger-wal-flusher", daemon=True)
@@ -443,6 +452,7 @@ class WriteAheadLog:
                 tmp = path.with_suffix(".tmp")
                 tmp.write_bytes(data)
                 os.replace(tmp, path)
+            self.recovered_fingerprints.extend(request_fingerprint(r.request, r.tenant) for r in result.records)
             sealed = path.with_suffix(".wal")
             if not result.records:
                 path.unlink()
@@ -454,11 +464,12 @@ class WriteAheadLog:
             self._segment_seq = max(self._segment_seq, seq)
         for path in sorted(self.directory.glob("*.done"), key=lambda p: int(p.stem)):
             self._segment_seq = max(self._segment_seq, int(path.stem))
-            self.replayed.extend(scan(path.read_bytes()).records)
+            self.recovered_fingerprints.extend(
+                request_fingerprint(r.request, r.tenant) for r in scan(path.read_bytes()).records)
         self._fsync_dir()
 
     def iter_unstored_records(self) -> Iterator[Record]:
-        """Records of segments recovered at start and not yet stored (for duplicate detection)."""
+        """Records of sealed segments not yet stored, read from disk."""
         with self._lock:
             segments = list(self._sealed) + list(self._claimed.values())
         for segment in segments:

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from spanledger.collector.wal import WalFull, WriteAheadLog, encode_record, scan
+from spanledger.collector.wal import WalFull, WriteAheadLog, encode_record, request_fingerprint, scan
 
 
 def _records(n: int, size: int = 100) -> list[bytes]:
@@ -35,6 +35,7 @@ def test_corrupt_record_is_skipped_counted_and_the_rest_recovered(tmp_path):
     recovered = list(reopened.iter_unstored_records())
     expected = _records(10, 300)
     assert [r.request for r in recovered] == expected[:5] + expected[6:]
+    assert reopened.recovered_fingerprints == [request_fingerprint(r, "") for r in expected[:5] + expected[6:]]
     reopened.close()
 
 
@@ -70,7 +71,7 @@ def test_stored_segments_are_kept_for_duplicate_detection_then_expired(tmp_path)
     wal.close()
     assert len(list(tmp_path.glob("*.done"))) == 2  # the oldest expired
     reopened = WriteAheadLog(tmp_path)
-    assert [r.request for r in reopened.replayed] == _records(3, 100)[1:]
+    assert reopened.recovered_fingerprints == [request_fingerprint(r, "") for r in _records(3, 100)[1:]]
     assert wal.unstored_bytes == 0
     reopened.close()
 
