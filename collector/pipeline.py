@@ -104,10 +104,6 @@ class AdmissionControl:
             self._in_flight += cost
         return cost
 
-    @property
-    def in_flight(self) -> int:
-        return self._in_flight
-
 
 class RecentRequests:
     """Fingerprints (``wal.request_fingerprint``) of recently stored requests, to acknowledge

@@ -211,13 +211,6 @@ class Store:
             self._tenant_readers[tenant] = reader
         return reader
 
-    def ping(self) -> bool:
-        try:
-            self._reader.query("SELECT 1")
-            return True
-        except Exception:
-            return False
-
     def close(self) -> None:
         for client in (self._reader, self.writer, *self._tenant_readers.values(), *self._loaders):
             try:
