@@ -107,7 +107,7 @@ def run_queries(execute, trace_ids: list[str], repeats: int, now: datetime) -> d
 
 # --- filling a store (runs in its own process: it opens the embedded engine) -----
 def fill_and_query_direct(data_dir: str, n_spans: int, repeats: int, seed: int = 3) -> dict:
-    from spanledger.collector.pricing_sync import CollectorPricing
+    from spanledger.collector.pricing.lookup import CollectorPricing
     from spanledger.collector.store import Store, StoreConfig, migrate
     from spanledger.collector.wal import encode_record
     from spanledger.pricing import default_price_book

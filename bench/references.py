@@ -70,7 +70,7 @@ def _open_store(data_dir: Path):
 
 
 def pipeline_insert(templates: list[bytes], n_requests: int, workdir: str, nonce: int = 7) -> dict:
-    from spanledger.collector.pricing_sync import CollectorPricing
+    from spanledger.collector.pricing.lookup import CollectorPricing
     from spanledger.collector.wal import encode_record
     from spanledger.pricing import default_price_book
 

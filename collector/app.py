@@ -17,9 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import CollectorConfig, ConfigError, bearer_tokens
-from .pipeline import AdmissionControl, Backoff, IngestStats, SegmentWriter, SharedExclusiveLock, WalSink
-from .pricing_sync import CollectorPricing
-from .receiver import OtlpGrpcServer, ReceiverSettings, TlsFiles, TokenAuth, TraceExportHandler
+from .ingest.admission import AdmissionControl
+from .ingest.sink import WalSink
+from .stats import IngestStats
+from .writer.segment_writer import Backoff, SegmentWriter, SharedExclusiveLock
+from .pricing.lookup import CollectorPricing
+from .auth import TokenAuth
+from .ingest.grpc_receiver import OtlpGrpcServer, ReceiverSettings, TlsFiles, TraceExportHandler
 from .store import SchemaOptions, Store, StoreConfig, StoreUnavailable, migrate
 from .wal import WriteAheadLog
 
@@ -205,7 +209,7 @@ class Collector:
         self.stats.spans_rejected += n
 
     def _start_api(self) -> None:
-        from .api import QueryApi
+        from .serve.http_api import QueryApi
 
         api_cfg = self.config.get("extensions.spanledger_api")
         endpoint = self.overrides.api_endpoint or api_cfg["endpoint"]

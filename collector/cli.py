@@ -153,7 +153,7 @@ def run_sql(query: str, parameters: dict, config_path: Path | None, data_dir: st
                 return json.loads(response.read())
         except urllib.error.HTTPError as exc:
             raise QueryFailed(json.loads(exc.read() or b"{}").get("error", str(exc))) from exc
-    from .api import result_to_json
+    from .serve.http_api import result_to_json
     from .store import QueryRejected
 
     if cfg.embedded and not (cfg.engine_path / "status").exists() and not cfg.engine_path.exists():
@@ -169,7 +169,7 @@ def run_sql(query: str, parameters: dict, config_path: Path | None, data_dir: st
 
 
 def _json_default(value):
-    from .api import json_default
+    from .serve.http_api import json_default
 
     return json_default(value)
 
@@ -234,7 +234,7 @@ def _numeric(text: str) -> bool:
 
 
 def cmd_demo(args) -> int:
-    from .demo import run_demo
+    from spanledger.demo.run import run_demo
 
     return run_demo(data_dir=args.data_dir, scale=args.scale)
 

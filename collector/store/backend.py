@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .ddl import SchemaOptions
-from .tenancy import TenantQueryRefused, check_tree, filter_setting, tenant_tables
+from ..query.tenancy import TenantQueryRefused, check_tree, filter_setting, tenant_tables
 
 log = logging.getLogger(__name__)
 

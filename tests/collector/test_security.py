@@ -12,7 +12,7 @@ import grpc
 import pytest
 from collector_support import EXPORT, RawClient, make_span, new_request, rows, wait_stored
 
-from spanledger.collector.pipeline import WalSink
+from spanledger.collector.ingest.sink import WalSink
 
 TOKEN = "operator-token-0123456789"
 

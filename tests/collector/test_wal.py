@@ -77,7 +77,7 @@ def test_stored_segments_are_kept_for_duplicate_detection_then_expired(tmp_path)
 
 
 def test_only_engine_parse_errors_count_as_an_unreadable_segment():
-    from spanledger.collector.pipeline import SegmentWriter
+    from spanledger.collector.writer.segment_writer import SegmentWriter
     from spanledger.collector.store import StoreUnavailable
 
     outage = StoreUnavailable("storing WAL segment 000000000001.wal failed: connection refused while sending "

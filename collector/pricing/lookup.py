@@ -19,8 +19,8 @@ import logging
 import threading
 from decimal import Decimal
 
-from ..pricing import ModelRates, PriceBook
-from .store import Store
+from ...pricing import ModelRates, PriceBook
+from ..store import Store
 
 log = logging.getLogger(__name__)
 

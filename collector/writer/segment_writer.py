@@ -1,15 +1,11 @@
-"""From an acknowledged request to rows in ClickHouse.
+"""From a sealed WAL segment to rows in ClickHouse.
 
-    receiver --accept()--> [admission] --> [duplicate check] --> WAL (fsync) --> ack
-                                                                  |
-                             SegmentWriter thread:  sealed segment --> Store.load_segment --> .done
+    receiver --> sink (admission, duplicate check) --> WAL (fsync) --> ack
+                                                        |
+                 SegmentWriter thread:  sealed segment --> Store.load_segment --> .done
 
-* Admission control bounds the memory held by requests in flight; above the
-  ceiling the client is told UNAVAILABLE with a retry delay.
-* A request whose exact bytes were already made durable (a client retrying
-  after a lost answer) is acknowledged again without being stored twice.
-* The writer retries a failing store with exponential backoff and jitter; the
-  WAL keeps accepting until it is full, then the receiver answers UNAVAILABLE.
+The writer retries a failing store with exponential backoff and jitter; the
+WAL keeps accepting until it is full, then the receivers answer UNAVAILABLE.
 """
 
 from __future__ import annotations
@@ -17,166 +13,16 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import os
 import random
 import threading
-import time
-import zlib
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from .receiver import Overloaded
-from .store import Store, StoreUnavailable
-from .validation import Checked
-from .wal import Segment, WalFull, WalWriteError, WriteAheadLog, encode_record, request_fingerprint, scan
+from ..ingest.admission import AdmissionControl
+from ..stats import IngestStats
+from ..store import Store, StoreUnavailable
+from ..wal import Segment, WriteAheadLog, scan
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class IngestStats:
-    """Counters exposed at /v1/stats; written from several threads (int += under the GIL is enough)."""
-
-    requests_accepted: int = 0
-    spans_accepted: int = 0
-    spans_rejected: int = 0
-    duplicate_requests: int = 0
-    refused_memory: int = 0
-    refused_wal_full: int = 0
-    refused_disk: int = 0
-    segments_stored: int = 0
-    store_failures: int = 0
-    segments_quarantined: int = 0
-    spans_repriced: int = 0
-    last_store_error: str = ""
-    started_at: float = field(default_factory=time.time)
-
-
-class AdmissionControl:
-    """Keeps the process under its memory ceiling, like the Collector's memory_limiter.
-
-    A request is refused (UNAVAILABLE + RetryInfo) when the process's resident
-    memory, sampled at most every ``sample_interval_s``, plus what requests in
-    flight will take (a parsed request costs a few times its wire size) would
-    pass ``limit_bytes``.  The in-flight part covers the gap between samples.
-    """
-
-    OVERHEAD = 4
-
-    def __init__(self, limit_bytes: int, sample_interval_s: float = 0.1) -> None:
-        self.limit_bytes = limit_bytes
-        self.sample_interval_s = sample_interval_s
-        self._in_flight = 0
-        self._rss = 0
-        self._sampled_at = 0.0
-        self._lock = threading.Lock()
-        self._page = os.sysconf("SC_PAGE_SIZE")
-
-    def _resident(self) -> int:
-        now = time.monotonic()
-        if now - self._sampled_at >= self.sample_interval_s:
-            try:
-                with open("/proc/self/statm", "rb") as f:
-                    self._rss = int(f.read().split()[1]) * self._page
-            except OSError:  # not Linux: in-flight accounting alone
-                self._rss = 0
-            self._sampled_at = now
-        return self._rss
-
-    def admit(self, size: int) -> int:
-        cost = size * self.OVERHEAD
-        with self._lock:
-            projected = self._resident() + self._in_flight + cost
-            if projected > self.limit_bytes:
-                raise Overloaded(
-                    f"collector memory limit reached ({projected >> 20} MiB with this request, "
-                    f"limit {self.limit_bytes >> 20} MiB): retry later", retry_after_s=1.0)
-            self._in_flight += cost
-        return cost
-
-    def release(self, cost: int) -> None:
-        with self._lock:
-            self._in_flight -= cost
-
-    def reserve(self, cost: int) -> int:
-        """Count memory the store is about to use (a segment insert) without refusing it."""
-        with self._lock:
-            self._in_flight += cost
-        return cost
-
-
-class RecentRequests:
-    """Fingerprints (``wal.request_fingerprint``) of recently stored requests, to acknowledge
-    a client's retry without storing it twice."""
-
-    def __init__(self, capacity: int = 200_000) -> None:
-        self.capacity = capacity
-        self._seen: OrderedDict[tuple, bool] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def seen(self, key: tuple) -> bool:
-        with self._lock:
-            return key in self._seen
-
-    def add(self, key: tuple) -> None:
-        with self._lock:
-            self._seen[key] = True
-            if len(self._seen) > self.capacity:
-                self._seen.popitem(last=False)
-
-
-class WalSink:
-    """The receiver's sink: admission, duplicate check, durable append."""
-
-    def __init__(self, wal: WriteAheadLog, admission: AdmissionControl, stats: IngestStats) -> None:
-        self.wal = wal
-        self.admission = admission
-        self.stats = stats
-        self.recent = RecentRequests()
-        self._in_progress: dict[tuple, threading.Event] = {}
-        self._lock = threading.Lock()
-        for key in wal.recovered_fingerprints:  # after a restart, requests already in the log are still recognised
-            self.recent.add(key)
-        wal.recovered_fingerprints.clear()
-
-    def admit(self, size: int) -> int:
-        try:
-            return self.admission.admit(size)
-        except Overloaded:
-            self.stats.refused_memory += 1
-            raise
-
-    def release(self, reservation: int) -> None:
-        self.admission.release(reservation)
-
-    def accept(self, checked: Checked, original: bytes, tenant: str) -> None:
-        crc = zlib.crc32(checked.payload)
-        key = request_fingerprint(original, tenant, crc if checked.payload is original else None)
-        while True:
-            with self._lock:
-                if self.recent.seen(key):
-                    self.stats.duplicate_requests += 1
-                    return
-                waiting = self._in_progress.get(key)
-                if waiting is None:
-                    done = self._in_progress[key] = threading.Event()
-                    break
-            waiting.wait()  # the same request is being written by another call: its outcome decides
-        try:
-            self.wal.append(encode_record(checked.payload, tenant, crc), checked.accepted)
-            self.recent.add(key)
-            self.stats.requests_accepted += 1
-            self.stats.spans_accepted += checked.accepted
-        except WalFull as exc:
-            self.stats.refused_wal_full += 1
-            raise Overloaded(f"{exc}: storage is behind; retry later", retry_after_s=2.0) from exc
-        except WalWriteError as exc:
-            self.stats.refused_disk += 1
-            raise Overloaded(f"cannot write the write-ahead log ({exc}); retry later", retry_after_s=5.0) from exc
-        finally:
-            with self._lock:
-                self._in_progress.pop(key, None)
-            done.set()
 
 
 class SharedExclusiveLock:

@@ -14,7 +14,6 @@ Status codes follow the OTLP specification:
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Callable
 from concurrent import futures
@@ -27,19 +26,13 @@ from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from ..auth import TokenAuth
+from ..errors import Overloaded
 from .validation import Checked, InvalidRequest, TimeBounds, check_request
 
 log = logging.getLogger(__name__)
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
-
-
-class Overloaded(Exception):
-    """The collector cannot take this request now; the client should retry after ``retry_after_s``."""
-
-    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
 
 
 class IngestSink(Protocol):
@@ -50,31 +43,6 @@ class IngestSink(Protocol):
 
     def accept(self, checked: Checked, original: bytes, tenant: str) -> None:
         """Return once the spans are durable; raise Overloaded if they cannot be taken now."""
-
-
-@dataclass(frozen=True)
-class TokenAuth:
-    """Bearer tokens, each optionally bound to a tenant.  Empty = no authentication."""
-
-    tenants_by_token: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.tenants_by_token)
-
-    def tenant_for(self, authorization: str | None) -> str | None:
-        """The caller's tenant ('' when the token has none), or None if not authenticated."""
-        if not self.enabled:
-            return ""
-        if not authorization or not authorization.lower().startswith("bearer "):
-            return None
-        presented = authorization[7:].strip().encode()
-        found = None
-        for token, tenant in self.tenants_by_token.items():
-            # compare against every token, in constant time, so timing reveals nothing
-            if hmac.compare_digest(presented, token.encode()):
-                found = tenant
-        return found
 
 
 @dataclass(frozen=True)

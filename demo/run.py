@@ -24,8 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import render
-from .demo_report import Report
-from .demo_workload import SimClock, SpanCounter, Workload
+from .report import Report
+from .workload import SimClock, SpanCounter, Workload
 
 CONFIG = "processors:\n  batch:\n    timeout: 200ms\n"
 RUN_ATTRIBUTE = "spanledger.demo.run"
@@ -73,10 +73,10 @@ def _quiet_collector_logs():
 
 
 def _start_collector(path: Path):
-    from .app import Collector, Overrides
-    from .cli import running_collector_api
-    from .config import load_config
-    from .store import StoreUnavailable
+    from spanledger.collector.app import Collector, Overrides
+    from spanledger.collector.cli import running_collector_api
+    from spanledger.collector.config import load_config
+    from spanledger.collector.store import StoreUnavailable
 
     api = running_collector_api(path)
     if api:  # the embedded store admits one process, and two collectors must not share a WAL

@@ -21,8 +21,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .receiver import TokenAuth
-from .store import QueryRejected
+from ..auth import TokenAuth
+from ..store import QueryRejected
 
 log = logging.getLogger(__name__)
 
