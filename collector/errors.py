@@ -19,3 +19,29 @@ class Overloaded(SpanledgerError):
     def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class QueryRefused(SpanledgerError):
+    """A query the gateway will not run (HTTP 400).  ``construct`` names what was refused."""
+
+    def __init__(self, message: str, construct: str = "") -> None:
+        super().__init__(message)
+        self.construct = construct
+
+
+class QueryLimitExceeded(SpanledgerError):
+    """A query hit one of its limits (time, memory, rows read, result size).
+
+    ``limit`` is the configuration key that sets it, so the message can say how to change it."""
+
+    def __init__(self, message: str, limit: str = "") -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class QueryBusy(SpanledgerError):
+    """The caller already has as many queries running as it may; retry after ``retry_after_s`` (HTTP 429)."""
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

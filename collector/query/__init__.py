@@ -1,1 +1,30 @@
+"""Every read of the store goes through here: the SQL endpoint, reports, the activity API,
+the feed, budgets, exports and the console.
 
+``run_query`` is the one entry point.  ``tenant=None`` is the operator (every
+tenant's rows); a tenant sees only its own rows.  Today it calls the store's
+read-only handle; the query gateway (gateway.py) puts its parser, allow-list,
+tenant rewrite and limits behind this same signature.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def run_query(collector, sql: str, parameters: dict[str, Any] | None = None, *, tenant: str | None,
+              query_id: str | None = None):
+    """Run one read-only SELECT for ``tenant`` and return clickhouse-connect's QueryResult.
+
+    Raises QueryRefused / QueryLimitExceeded / QueryBusy (collector.errors), or
+    StoreUnavailable when the store is not reachable."""
+    from ..store import QueryRejected, StoreUnavailable
+    from ..errors import QueryRefused
+
+    store = collector.store()
+    if store is None:
+        raise StoreUnavailable("the store is not reachable yet; retry shortly")
+    try:
+        return store.query(sql, parameters or {}, tenant=tenant)
+    except QueryRejected as exc:
+        raise QueryRefused(str(exc)) from exc
