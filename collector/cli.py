@@ -49,14 +49,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run a simulated multi-agent workload through a real collector and show it")
     p.add_argument("--data-dir", help="keep the demo's store here (default: a temporary directory)")
     p.add_argument("--scale", type=int, default=1, help="multiply the workload (default 1)")
+    for module in command_modules():
+        module.add_parser(sub)
     return parser
+
+
+def command_modules():
+    """Subcommands that live in their own module under collector/commands/ (each: add_parser(sub), run(args))."""
+    import importlib
+
+    from .commands import COMMAND_MODULES
+
+    return [importlib.import_module(f".commands.{name}", __package__) for name in COMMAND_MODULES]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return {"collector": cmd_collector, "migrate": cmd_migrate, "sql": cmd_sql, "demo": cmd_demo}[args.command](args)
+        builtin = {"collector": cmd_collector, "migrate": cmd_migrate, "sql": cmd_sql, "demo": cmd_demo}
+        if args.command in builtin:
+            return builtin[args.command](args)
+        return next(m for m in command_modules() if m.NAME == args.command).run(args)
     except ConfigError as exc:
         print(f"spanledger: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -28,3 +28,25 @@ def run_query(collector, sql: str, parameters: dict[str, Any] | None = None, *, 
         return store.query(sql, parameters or {}, tenant=tenant)
     except QueryRejected as exc:
         raise QueryRefused(str(exc)) from exc
+
+
+def describe_schema(collector, *, tenant: str | None) -> list[dict[str, Any]]:
+    """What the caller may read: each table with its columns and types (served by GET /v1/schema).
+
+    The gateway's allow-list is the source of truth; this lists exactly it."""
+    from .tenancy import TENANT_TABLES
+
+    store = collector.store()
+    if store is None:
+        from ..store import StoreUnavailable
+
+        raise StoreUnavailable("the store is not reachable yet; retry shortly")
+    db = store.options.database
+    names = [store.options.traces_table if t == "otel_traces" else t for t in TENANT_TABLES]
+    result = store.query(
+        "SELECT table, name, type FROM system.columns WHERE database = {db:String} AND table IN {names:Array(String)} "
+        "ORDER BY table, position", {"db": db, "names": names})
+    tables: dict[str, list[dict[str, str]]] = {}
+    for table, name, type_ in result.result_rows:
+        tables.setdefault(table, []).append({"name": name, "type": type_})
+    return [{"table": f"{db}.{t}", "columns": cols} for t, cols in tables.items()]
