@@ -4,7 +4,7 @@ The OpenTelemetry GenAI conventions are still "development" upstream and have
 already renamed keys once (``gen_ai.system`` -> ``gen_ai.provider.name``,
 ``gen_ai.usage.prompt_tokens`` -> ``gen_ai.usage.input_tokens``).  Keeping the
 names here means a rename touches one file, and the collector's normalizer can
-accept the old spellings on the way in (see ``ACCEPTED_SPELLINGS``).
+accept the old spellings on the way in (``ACCEPTED_SPELLINGS``, at the end).
 
 Where no convention exists, spanledger uses its own documented namespace,
 ``spanledger.*`` (see docs/attributes.md).
@@ -153,3 +153,39 @@ TOKENS_SOURCE_ESTIMATE: Final = "estimate"
 
 # Set by the collector when it had to shorten what a span carried.
 TRUNCATED_ATTRIBUTES: Final = "spanledger.truncated.attributes"
+
+# --- What the collector reads, spelling by spelling ---------------------------
+# For each promoted column of the spans table: the attribute keys the ingest
+# pipeline (schema/900_ingest_pipeline.sql) reads, first present wins.  The
+# collector's validation checks the numeric ones; a test sends each spelling
+# through the real pipeline and checks the column and the precedence, so the
+# SQL cannot drift from this table unnoticed.
+ACCEPTED_SPELLINGS: Final[dict[str, tuple[str, ...]]] = {
+    "InputTokens": (GEN_AI_USAGE_INPUT_TOKENS, GEN_AI_USAGE_PROMPT_TOKENS_DEPRECATED, OI_TOKEN_PROMPT, TL_USAGE_PROMPT),
+    "OutputTokens": (GEN_AI_USAGE_OUTPUT_TOKENS, GEN_AI_USAGE_COMPLETION_TOKENS_DEPRECATED, OI_TOKEN_COMPLETION,
+                     TL_USAGE_COMPLETION),
+    "CacheReadTokens": (GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, TL_USAGE_CACHE_READ, OI_TOKEN_CACHE_READ),
+    "CacheWriteTokens": (GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, TL_USAGE_CACHE_CREATION, OI_TOKEN_CACHE_WRITE),
+    "ReasoningTokens": (GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, OI_TOKEN_REASONING, TL_USAGE_REASONING),
+    "Model": (GEN_AI_RESPONSE_MODEL, GEN_AI_REQUEST_MODEL, OI_MODEL_NAME, "llm.response.model", "llm.request.model"),
+    "Provider": (GEN_AI_PROVIDER_NAME, GEN_AI_SYSTEM_DEPRECATED, OI_PROVIDER, OI_SYSTEM),
+    "TotalCost": (COST_TOTAL_USD, "llm.cost.total", "gen_ai.usage.cost", "operation.cost"),
+    "InputCost": (COST_INPUT_USD, "llm.cost.prompt"),
+    "OutputCost": (COST_OUTPUT_USD, "llm.cost.completion"),
+    "AgentName": (GEN_AI_AGENT_NAME, "agent.name"),
+    "ToolName": (GEN_AI_TOOL_NAME, OI_TOOL_NAME),
+    "UserId": (USER_ID, OI_USER_ID, "enduser.id"),
+    "SessionId": (SESSION_ID, OI_SESSION_ID),
+    "ConversationId": (GEN_AI_CONVERSATION_ID, OI_SESSION_ID),
+    "ProjectId": (PROJECT_ID,),
+    "TicketId": (TICKET_ID,),
+    "Environment": (ENVIRONMENT,),  # then the resource's deployment.environment(.name)
+}
+"""Column -> attribute keys the collector reads for it, in precedence order."""
+
+TOKEN_COUNT_KEYS: Final = frozenset(k for col in ("InputTokens", "OutputTokens", "CacheReadTokens", "CacheWriteTokens",
+                                                  "ReasoningTokens") for k in ACCEPTED_SPELLINGS[col])
+"""Every spelling of a token count: whole numbers >= 0 within the store's range."""
+
+COST_KEYS: Final = frozenset(k for col in ("TotalCost", "InputCost", "OutputCost") for k in ACCEPTED_SPELLINGS[col])
+"""Every spelling of a cost in USD: exact decimals >= 0 within the store's range."""
