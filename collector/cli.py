@@ -28,7 +28,8 @@ def _add_store_flags(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spanledger", description="Tracing for what AI agents do and what it costs.")
-    parser.add_argument("--log-level", default=os.environ.get("SPANLEDGER_LOG_LEVEL", "info"))
+    parser.add_argument("--log-level", default=os.environ.get("SPANLEDGER_LOG_LEVEL"),
+                        help="debug, info, warning or error (default: service.telemetry.logs.level, else info)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("collector", help="receive OTLP/gRPC and store spans in ClickHouse")
@@ -65,7 +66,7 @@ def command_modules():
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=(args.log_level or "info").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         builtin = {"collector": cmd_collector, "migrate": cmd_migrate, "sql": cmd_sql, "demo": cmd_demo}
         if args.command in builtin:
@@ -90,6 +91,8 @@ def cmd_collector(args) -> int:
     from .store import StoreUnavailable
 
     config = load_config(args.config)
+    if not args.log_level:  # the flag wins over service.telemetry.logs.level, as in the Collector
+        logging.getLogger().setLevel(config.get("service.telemetry.logs.level").upper())
     collector = Collector(config, _overrides(args))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -209,6 +209,9 @@ def _check_pipelines(config: CollectorConfig) -> None:
         if ext not in SCHEMA["extensions"]:
             raise ConfigError(f"service.extensions: {ext!r} is not available "
                               f"(this collector has: {', '.join(sorted(SCHEMA['extensions']))})")
+    level = config.get("service.telemetry.logs.level")
+    if level.lower() not in ("debug", "info", "warn", "warning", "error"):
+        raise ConfigError(f"service.telemetry.logs.level: {level!r} is not a level (debug, info, warn, error)")
     tls = config.get("receivers.otlp.protocols.grpc.tls")
     if bool(tls["cert_file"]) != bool(tls["key_file"]):
         raise ConfigError("receivers.otlp.protocols.grpc.tls: give both cert_file and key_file, or neither")
