@@ -69,12 +69,14 @@ def describe_schema(collector, *, tenant: str | None) -> list[dict[str, Any]]:
     """What the caller may read: each table with its columns and types (served by GET /v1/schema).
 
     The gateway's allow-list is the source of truth; this lists exactly it
-    (the same for every tenant: tenancy narrows rows, not columns)."""
+    (the same for every tenant: tenancy narrows rows, not columns; the operator
+    also reads the trace-id lookup table, which has no tenant column)."""
     store = _store(collector)
     readable = readable_tables(store.options)
+    names = list(readable.names) + (list(readable.operator_only) if tenant is None else [])
     result = store.query(
         "SELECT table, name, type FROM system.columns WHERE database = {db:String} AND table IN {names:Array(String)} "
-        "ORDER BY table, position", {"db": readable.database, "names": list(readable.names)})
+        "ORDER BY table, position", {"db": readable.database, "names": names})
     tables: dict[str, list[dict[str, str]]] = {}
     for table, name, type_ in result.result_rows:
         tables.setdefault(table, []).append({"name": name, "type": type_})

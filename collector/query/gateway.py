@@ -31,7 +31,9 @@ from ..errors import QueryBusy, QueryCancelled, QueryRefused
 from .limits import CANCELLED_CODES, QueryLimits, limit_error
 from .sql_check import TENANT_PARAMETER, CheckedQuery, ReadableTables, check_parameter_names, check_query
 
-READABLE_TABLES = ("otel_traces", "spanledger_usage_hourly", "spanledger_cost_daily")
+READABLE_TABLES = ("otel_traces", "spanledger_usage_hourly", "spanledger_cost_daily")  # each has TenantId
+# The trace-id lookup (TraceId -> Start, End) has no TenantId: for a tenant it would list every
+# tenant's trace ids, so only the operator reads it (tenants filter otel_traces by TraceId).
 CACHE_SIZE = 1024
 MARKER_PREFIX = "spanledger-gateway:"
 _QUERY_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -40,7 +42,7 @@ _QUERY_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 def readable_tables(options) -> ReadableTables:
     """The tables a caller may read, named as this store names them (``traces_table_name`` may differ)."""
     names = tuple(options.traces_table if t == "otel_traces" else t for t in READABLE_TABLES)
-    return ReadableTables(options.database, names)
+    return ReadableTables(options.database, names, operator_only=(f"{options.traces_table}_trace_id_ts",))
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
@@ -191,5 +193,7 @@ def _engine_text(text: str) -> str:
     marker = "DB::Exception:"
     if marker in text:
         text = text.split(marker, 1)[1]
-    text = text.split("Stack trace", 1)[0].strip()
+    for cut in ("Stack trace", " In query ", " In scope ", " SETTINGS max_execution_time"):
+        text = text.split(cut, 1)[0]
+    text = text.strip()
     return text[:500]

@@ -105,9 +105,11 @@ class ReadableTables:
 
     database: str
     names: tuple[str, ...]
+    operator_only: tuple[str, ...] = ()  # tables without a TenantId column: the operator may read them
 
-    def qualified(self) -> list[str]:
-        return [f"{self.database}.{name}" for name in self.names]
+    def qualified(self, tenant_scoped: bool = True) -> list[str]:
+        names = self.names if tenant_scoped else self.names + self.operator_only
+        return [f"{self.database}.{name}" for name in names]
 
 
 def refuse(message: str, construct: str) -> QueryRefused:
@@ -179,16 +181,18 @@ def _refuse_known_clause(text: str) -> None:
 class _Checker:
     """One walk over every node of a tree; records what the rewrite needs."""
 
-    def __init__(self, readable: ReadableTables, verifying: bool = False) -> None:
+    def __init__(self, readable: ReadableTables, tenant_scoped: bool, verifying: bool = False) -> None:
         self.readable = readable
+        self.tenant_scoped = tenant_scoped
         self.verifying = verifying
         self.table_refs: list[exp.Table] = []
+        self.unscoped_refs: list[exp.Table] = []  # operator-only tables: qualified, never tenant-filtered
         self.qualified_columns: list[exp.Column] = []
         self.tables: set[str] = set()
         self.placeholders: set[str] = set()
 
     def _allowed_list(self) -> str:
-        return _TABLE_SYNTAX_HELP.format(tables=", ".join(self.readable.qualified()))
+        return _TABLE_SYNTAX_HELP.format(tables=", ".join(self.readable.qualified(self.tenant_scoped)))
 
     def visit(self, node: exp.Expression, ctes: frozenset[str]) -> None:
         self._check_node(node, ctes)
@@ -232,8 +236,10 @@ class _Checker:
                              "(nothing that reads files, the network, settings, dictionaries or other tables); "
                              "see docs/sql-gateway.md for the list", node.name)
         elif isinstance(node, exp.Func) and not isinstance(node, _STRUCTURE):
-            if type(node) not in typed_functions():
-                shown = node.sql(DIALECT).split("(", 1)[0][:60] or type(node).__name__
+            # admitted if an allowed name parses into this class, or the generator writes it
+            # under an allowed name (countIf -> CountIf -> "countIf(...)")
+            shown = "" if type(node) in typed_functions() else node.sql(DIALECT).split("(", 1)[0].strip()[:60]
+            if shown and not function_allowed(shown):
                 raise refuse(f"function {shown}() is not allowed: the gateway runs only pure functions; "
                              "see docs/sql-gateway.md for the list", shown)
         elif not isinstance(node, _STRUCTURE):
@@ -303,6 +309,15 @@ class _Checker:
             self.tables.add(f"{self.readable.database}.{name}")
             self.table_refs.append(node)
             return
+        if (not db or db == self.readable.database) and name in self.readable.operator_only:
+            if self.tenant_scoped:
+                raise refuse(f"table {self.readable.database}.{name} has no tenant column and is read by the "
+                             "operator only: read the span tables instead; " + self._allowed_list(), "table")
+            if self.verifying and not db:
+                raise refuse(f"internal check: table {name} left unqualified", "table")
+            self.tables.add(f"{self.readable.database}.{name}")
+            self.unscoped_refs.append(node)
+            return
         shown = f"{db}.{name}" if db else name
         if db.lower() in ("system", "information_schema") or name.lower() in ("information_schema",):
             raise refuse(f"{shown}: system tables are not readable through SQL (GET /v1/schema describes what "
@@ -317,11 +332,23 @@ def _tenant_filter() -> exp.Expression:
                                              kind=exp.DataType.build("String", dialect=DIALECT)))
 
 
-def _rewrite(checker: _Checker, tenant_scoped: bool) -> None:
+def _rewrite(tree: exp.Expression, checker: _Checker, tenant_scoped: bool) -> None:
     database = checker.readable.database
+    if tenant_scoped and checker.table_refs:
+        # PREWHERE cannot name a subquery's columns: it becomes part of WHERE (same rows; the
+        # engine moves conditions to PREWHERE itself through the tenant subquery).
+        for select in list(tree.find_all(exp.Select)):
+            prewhere = select.args.get("prewhere")
+            if prewhere is not None:
+                select.set("prewhere", None)
+                where = select.args.get("where")
+                condition = prewhere.this if where is None else exp.and_(exp.paren(prewhere.this), exp.paren(where.this))
+                select.set("where", exp.Where(this=condition))
     for column in checker.qualified_columns:
         if column.args.get("db") and column.text("db") == database:
             column.set("db", None)  # db.table.column -> table.column (the alias keeps the table's name)
+    for table in checker.unscoped_refs:
+        table.set("db", exp.to_identifier(database))
     for table in checker.table_refs:
         table.set("db", exp.to_identifier(database))
         if not tenant_scoped:
@@ -339,7 +366,7 @@ def _rewrite(checker: _Checker, tenant_scoped: bool) -> None:
 def _verify(sql: str, readable: ReadableTables, tenant_scoped: bool) -> None:
     """Re-parse the SQL we generated and check it again, with the tenant filter in place around every table."""
     tree = parse_one(sql)
-    checker = _Checker(readable, verifying=True)
+    checker = _Checker(readable, tenant_scoped, verifying=True)
     checker.visit(tree, frozenset())
     if not tenant_scoped:
         return
@@ -357,10 +384,10 @@ def _verify(sql: str, readable: ReadableTables, tenant_scoped: bool) -> None:
 def check_query(sql: str, readable: ReadableTables, *, tenant_scoped: bool) -> CheckedQuery:
     """Parse, check every node, rewrite for the tenant, generate, and re-check the generated SQL."""
     tree = parse_one(sql)
-    checker = _Checker(readable)
+    checker = _Checker(readable, tenant_scoped)
     try:
         checker.visit(tree, frozenset())
-        _rewrite(checker, tenant_scoped)
+        _rewrite(tree, checker, tenant_scoped)
         emitted = tree.sql(dialect=DIALECT, comments=False)
         _verify(emitted, readable, tenant_scoped)
     except RecursionError:
