@@ -85,7 +85,7 @@ array arrayConcat arrayElement has hasAll hasAny hasSubstr indexOf countEqual ar
 arrayFilter arrayMap arrayFirst arrayLast arrayFirstIndex arraySum arrayAvg arrayMin arrayMax arrayProduct
 arraySort arrayReverseSort arrayReverse arrayDistinct arrayUniq arrayEnumerate arrayEnumerateUniq arraySlice
 arrayPushBack arrayPushFront arrayPopBack arrayPopFront arrayResize arrayCompact arrayZip arrayFlatten flatten
-arrayIntersect arrayReduce arrayCumSum arrayDifference arrayJoin arrayStringConcat range emptyArrayString
+arrayIntersect arrayCumSum arrayDifference arrayJoin arrayStringConcat range emptyArrayString
 emptyArrayUInt64 length notEmpty empty
 map mapKeys mapValues mapContains mapContainsKey mapFilter mapApply mapFromArrays
 tuple tupleElement untuple
