@@ -67,7 +67,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client left (its query was cancelled)
+            self.close_connection = True
 
     def _error(self, status: HTTPStatus, message: str) -> None:
         self._send(status, {"error": message})
