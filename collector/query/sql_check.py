@@ -158,6 +158,7 @@ def parse_one(sql: str) -> exp.Expression:
         raise refuse("only one statement is allowed: remove the ';' and everything after it", "multiple statements")
     tree = statements[0]
     while isinstance(tree, exp.Subquery) and not tree.args.get("alias"):
+        _check_subquery_parts(tree)
         tree = tree.this
     if not isinstance(tree, (exp.Select, exp.SetOperation)):
         name = tree.this if isinstance(tree, exp.Command) else type(tree).__name__.upper()
@@ -176,6 +177,14 @@ def _refuse_known_clause(text: str) -> None:
             target = " ".join(words[i:i + 2])
             raise refuse(f"{target} is not allowed: the SQL endpoint is read-only and returns results, it never "
                          "writes files or tables", "INTO")
+
+
+def _check_subquery_parts(node: exp.Subquery) -> None:
+    """``(SELECT ...) SETTINGS ...`` hangs the clause on the parentheses: refuse it there too."""
+    for key, value in node.args.items():
+        if value not in (None, [], False) and key not in ("this", "alias"):
+            name = _CLAUSE_NAMES.get(key, key.upper())
+            raise refuse(f"{name} is not allowed in a query to the gateway", name)
 
 
 class _Checker:
@@ -228,6 +237,8 @@ class _Checker:
     def _check_node(self, node: exp.Expression, ctes: frozenset[str]) -> None:
         if isinstance(node, (exp.Select, exp.SetOperation)):
             self._check_clauses(node)
+        elif isinstance(node, exp.Subquery):
+            _check_subquery_parts(node)
         if isinstance(node, exp.Table):
             self._check_table(node, ctes)
         elif isinstance(node, _NAMED_FUNCTIONS):

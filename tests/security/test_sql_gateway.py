@@ -180,6 +180,8 @@ def test_in_a_table_by_name_is_refused(collector, query):
     ("SELECT count() FROM spanledger.otel_traces SETTINGS additional_table_filters = {{}}", None),
     ("SELECT count() FROM spanledger.otel_traces SETTINGS max_execution_time = 0", None),
     ("SELECT 1 UNION ALL SELECT 2 SETTINGS max_memory_usage = 0", None),
+    ("(SELECT count() FROM spanledger.otel_traces) SETTINGS additional_table_filters = {{}}", None),
+    ("SELECT * FROM (SELECT 1) AS s SETTINGS max_execution_time = 0", None),
     ("SELECT * FROM {t:Identifier}", {"t": "system.tables"}),
     ("SELECT {c:Identifier} FROM spanledger.otel_traces", {"c": "TenantId"}),
     ("SELECT count() FROM spanledger.otel_traces WHERE TenantId = {__tenant:String}", {"__tenant": "globex"}),
