@@ -149,17 +149,15 @@ class QueryGateway:
                 query_id: str) -> Iterator[Any]:
         with self._slots.take(tenant), self._running_query(store, tenant, query_id) as marker:
             settings = self.limits.settings(marker=marker, stream=True)
-            finished = False
-            try:
-                with self._engine_errors(), store.read_stream(query.sql, bound, settings) as blocks:
+            with self._engine_errors(), store.read_stream(query.sql, bound, settings) as blocks:
+                try:
                     yield from blocks
-                finished = True
-            finally:
-                if not finished:  # the consumer stopped early (or failed): stop the engine's work too
+                except GeneratorExit:  # the consumer stopped early: stop the engine's work before closing
                     try:
                         store.cancel(marker)
                     except Exception:  # noqa: BLE001 - best effort; the query's time limit still holds
                         pass
+                    raise
 
     def cancel(self, query_id: str, *, tenant: str | None) -> bool:
         """Cancel a running query by id; a tenant may cancel only its own queries. True if one was running."""

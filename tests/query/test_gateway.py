@@ -217,3 +217,20 @@ def test_describe_schema_lists_what_each_caller_may_read(store):
     operator = {t["table"] for t in describe_schema(Holder(), tenant=None)}
     assert tenant == {"spanledger.otel_traces", "spanledger.spanledger_usage_hourly", "spanledger.spanledger_cost_daily"}
     assert operator == tenant | {"spanledger.otel_traces_trace_id_ts"}
+
+
+def test_closing_a_stream_early_cancels_its_query_on_the_engine(store):
+    gateway = QueryGateway(QueryLimits(timeout_s=60))
+    burner = ("SELECT cityHash64(a, b) FROM (SELECT arrayJoin(range(100000)) AS a) AS x "
+              "CROSS JOIN (SELECT arrayJoin(range(100000)) AS b) AS y WHERE cityHash64(a, b) % 1000 = 0")
+    stream = gateway.stream(store, burner, {}, tenant="acme")
+    assert next(stream)
+    import time
+
+    t0 = time.monotonic()
+    stream.close()
+    closed_s = time.monotonic() - t0
+    left = store.query("SELECT count() FROM system.processes "
+                       "WHERE startsWith(Settings['log_comment'], 'spanledger-gateway:')").result_rows[0][0]
+    assert left == 0 and closed_s < 30, closed_s
+    assert gateway.run(store, "SELECT 1", {}, tenant="acme").result_rows == [(1,)]
