@@ -32,11 +32,15 @@ def gateway_for(collector) -> QueryGateway:
         return gateway
 
 
-def _store(collector):
+def _store(collector, sql: str | None = None, parameters=None, tenant: str | None = None):
+    """The store, or StoreUnavailable; a query that would be refused anyway is refused first (400, not 503)."""
     store = collector.store()
     if store is None:
         from ..store import StoreUnavailable
 
+        options = getattr(getattr(collector, "store_config", None), "options", None)
+        if sql is not None and options is not None:
+            gateway_for(collector).check(options, sql, parameters, tenant)
         raise StoreUnavailable("the store is not reachable yet; retry shortly")
     return store
 
@@ -47,7 +51,8 @@ def run_query(collector, sql: str, parameters: dict[str, Any] | None = None, *, 
 
     Raises QueryRefused / QueryLimitExceeded / QueryBusy / QueryCancelled
     (collector.errors), or StoreUnavailable when the store is not reachable."""
-    return gateway_for(collector).run(_store(collector), sql, parameters, tenant=tenant, query_id=query_id)
+    store = _store(collector, sql, parameters, tenant)
+    return gateway_for(collector).run(store, sql, parameters, tenant=tenant, query_id=query_id)
 
 
 def run_query_stream(collector, sql: str, parameters: dict[str, Any] | None = None, *, tenant: str | None,
@@ -57,7 +62,8 @@ def run_query_stream(collector, sql: str, parameters: dict[str, Any] | None = No
     The SQL is checked before this returns; the query runs while the generator
     is consumed, and closing the generator early cancels it.  The result size
     limit does not apply; the time and rows-read limits do."""
-    return gateway_for(collector).stream(_store(collector), sql, parameters, tenant=tenant, query_id=query_id)
+    store = _store(collector, sql, parameters, tenant)
+    return gateway_for(collector).stream(store, sql, parameters, tenant=tenant, query_id=query_id)
 
 
 def cancel_query(collector, query_id: str, *, tenant: str | None) -> bool:

@@ -101,13 +101,8 @@ class QueryGateway:
     def prepare(self, store, sql: str, parameters: dict[str, Any] | None, tenant: str | None,
                 query_id: str | None) -> tuple[CheckedQuery, dict[str, Any], str]:
         """The checked query, its full parameters (the tenant's bound last) and its query id."""
-        if not isinstance(sql, str):
-            raise QueryRefused("the query must be text", construct="query")
+        query = self.check(store.options, sql, parameters, tenant)
         parameters = dict(parameters or {})
-        check_parameter_names(parameters)
-        if tenant is not None and (not isinstance(tenant, str) or not tenant):
-            raise ValueError("tenant must be a non-empty name, or None for the operator")
-        query = checked(sql, readable_tables(store.options), tenant is not None)
         if query.tenant_scoped and query.tables:
             parameters[TENANT_PARAMETER] = tenant  # set last: a caller's '__' names were refused above
         if query_id is None:
@@ -115,6 +110,15 @@ class QueryGateway:
         elif not isinstance(query_id, str) or not _QUERY_ID.match(query_id):
             raise QueryRefused("query_id must be 1-64 letters, digits or '_.:-'", construct="query_id")
         return query, parameters, query_id
+
+    def check(self, options, sql: str, parameters: dict[str, Any] | None, tenant: str | None) -> CheckedQuery:
+        """Refuse what the gateway will not run (QueryRefused); needs only the schema options, not the store."""
+        if not isinstance(sql, str):
+            raise QueryRefused("the query must be text", construct="query")
+        check_parameter_names(parameters or {})
+        if tenant is not None and (not isinstance(tenant, str) or not tenant):
+            raise ValueError("tenant must be a non-empty name, or None for the operator")
+        return checked(sql, readable_tables(options), tenant is not None)
 
     @contextmanager
     def _running_query(self, store, tenant: str | None, query_id: str) -> Iterator[str]:

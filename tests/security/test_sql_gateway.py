@@ -263,3 +263,21 @@ def test_after_every_attack_the_store_and_other_tenants_are_unchanged(collector)
         "SELECT name FROM system.tables WHERE database NOT IN ('system', 'information_schema', 'INFORMATION_SCHEMA')").result_rows}
     assert "x" not in tables and "v" not in tables and "otel_traces" in tables
     assert list((collector.data_dir / "user_files").iterdir()) == []
+
+
+def test_the_streaming_form_is_checked_at_once_and_yields_only_the_tenants_rows(collector):
+    from spanledger.collector.errors import QueryRefused
+    from spanledger.collector.query import run_query_stream
+
+    with pytest.raises(QueryRefused, match="file"):
+        run_query_stream(collector, "SELECT file('/etc/passwd')", tenant="acme")
+    rows = [row for block in run_query_stream(collector, "SELECT SpanName FROM spanledger.otel_traces ORDER BY SpanName",
+                                              tenant="acme") for row in block]
+    assert rows == [("acme-0",), ("acme-1",)]
+
+
+def test_the_engines_file_root_is_an_empty_directory_inside_the_data_dir(collector):
+    store = collector.store()
+    root = store.query("SELECT getServerSetting('user_files_path')").result_rows[0][0]
+    assert Path(root).resolve() == (collector.data_dir / "user_files").resolve()
+    assert list(Path(root).iterdir()) == []

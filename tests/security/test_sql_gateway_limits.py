@@ -183,3 +183,16 @@ def test_a_tenant_cannot_cancel_another_tenants_query_or_the_collectors_inserts(
     assert cancel_query(collector, query_id, tenant="acme") is True
     status, body, _ = burner.join()
     assert status == 409 and "cancelled" in body["error"], body
+
+
+def test_a_store_that_is_down_answers_503_and_a_retry_hint(collector_factory):
+    down = tenants_config(timeout="5s").replace(
+        "processors: {batch: {timeout: 100ms}}",
+        "processors: {batch: {timeout: 100ms}}\nexporters: {clickhouse: {endpoint: 'http://127.0.0.1:9', "
+        "retry_on_failure: {initial_interval: 5s, max_interval: 5s}}}")
+    collector = collector_factory(down)
+    assert collector.store() is None
+    status, body, _ = post_sql(collector, ACME, "SELECT 1")
+    assert status == 503 and "retry" in body["error"], body
+    status, body, _ = post_sql(collector, ACME, "SELECT file('/etc/passwd')")
+    assert status == 400 and "file()" in body["error"], body  # refused whatever the store's state
