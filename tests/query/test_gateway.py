@@ -234,3 +234,27 @@ def test_closing_a_stream_early_cancels_its_query_on_the_engine(store):
                        "WHERE startsWith(Settings['log_comment'], 'spanledger-gateway:')").result_rows[0][0]
     assert left == 0 and closed_s < 30, closed_s
     assert gateway.run(store, "SELECT 1", {}, tenant="acme").result_rows == [(1,)]
+
+
+def test_the_global_cap_refuses_beyond_max_concurrency_whoever_asks(store):
+    gateway = QueryGateway(QueryLimits(per_tenant_concurrency=2, max_concurrency=1))
+    stream = gateway.stream(store, "SELECT SpanId FROM spanledger.otel_traces", {}, tenant="acme")
+    assert next(stream)
+    for who in ("globex", None):
+        with pytest.raises(QueryBusy, match="max_concurrency"):
+            gateway.run(store, "SELECT 1", {}, tenant=who)
+    stream.close()
+    assert gateway.run(store, "SELECT 1", {}, tenant=None).result_rows == [(1,)]
+
+
+def test_query_ids_are_checked_and_unique_while_running(store, gateway):
+    for bad in ("", "a b", "x" * 65, "id'; KILL", 7):
+        with pytest.raises(QueryRefused, match="query_id"):
+            gateway.run(store, "SELECT 1", {}, tenant="acme", query_id=bad)
+    stream = gateway.stream(store, "SELECT SpanId FROM spanledger.otel_traces", {}, tenant="acme", query_id="report-1")
+    assert next(stream)
+    with pytest.raises(QueryRefused, match="already running"):
+        gateway.run(store, "SELECT 1", {}, tenant="globex", query_id="report-1")
+    assert gateway.cancel("report-1", tenant="globex") is False  # not globex's query
+    stream.close()
+    assert gateway.run(store, "SELECT 1", {}, tenant="acme", query_id="report-1").result_rows == [(1,)]
