@@ -86,7 +86,12 @@ SCHEMA: dict[str, Any] = {
     "extensions": {
         "bearertokenauth": {"tokens": (_LIST, []), "filename": (_STR, ""), "tenants": (_MAP, {})},
         "spanledger_api": {"endpoint": (_STR, "localhost:4319"),
-                           "tls": {"cert_file": (_STR, ""), "key_file": (_STR, "")}},
+                           "tls": {"cert_file": (_STR, ""), "key_file": (_STR, "")},
+                           "query_limits": {"timeout": (_DUR, 30.0), "max_memory_mib": (_INT, 0),
+                                            "max_rows_to_read": (_INT, 2_000_000_000),
+                                            "max_result_rows": (_INT, 1_000_000),
+                                            "max_result_bytes": (_INT, 256 << 20),
+                                            "per_tenant_concurrency": (_INT, 2), "max_concurrency": (_INT, 4)}},
         "health_check": {"endpoint": (_STR, "")},
     },
     "service": {

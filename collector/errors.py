@@ -45,3 +45,7 @@ class QueryBusy(SpanledgerError):
     def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class QueryCancelled(SpanledgerError):
+    """The query was cancelled (its client went away, or cancel(query_id) was called)."""

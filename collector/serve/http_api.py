@@ -2,8 +2,9 @@
 
 The embedded store admits one process, so while a collector runs, every
 reader (``spanledger sql``, reports, Grafana-style tools) goes through here.
-Queries run on the store's read-only handle with parameters bound by the
-engine; nothing in a request body is ever formatted into SQL text.
+Queries go through the query gateway (``query.run_query``: allow-lists, tenant
+rewrite, limits) with parameters bound by the engine; nothing in a request body
+is ever formatted into SQL text.  A client that disconnects cancels its query.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import decimal
 import ipaddress
 import json
 import logging
+import select
+import socket
 import ssl
 import threading
 import time
@@ -22,7 +25,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ..auth import TokenAuth
-from ..store import QueryRejected
+from ..errors import QueryBusy, QueryCancelled, QueryLimitExceeded, QueryRefused
+from ..query import cancel_query, run_query
+from ..store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +59,18 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt: str, *args: Any) -> None:  # quiet; never logs headers or tokens
         log.debug("api %s %s", self.command, self.path.split("?", 1)[0])
 
-    def _send(self, status: int, body: dict[str, Any]) -> None:
+    def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body, default=json_default).encode()
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client left (its query was cancelled)
+            self.close_connection = True
 
     def _error(self, status: HTTPStatus, message: str) -> None:
         self._send(status, {"error": message})
@@ -112,19 +122,66 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.BAD_REQUEST,
                         'the body must be JSON like {"query": "SELECT ... {name:Type}", "parameters": {"name": value}}')
             return
-        store = self.server.collector.store()
-        if store is None:
-            self._error(HTTPStatus.SERVICE_UNAVAILABLE, "the store is not reachable yet; retry shortly")
-            return
+        collector = self.server.collector
         started = time.perf_counter()
+        query_id = uuid.uuid4().hex
+        watch = _DisconnectWatch(self.connection, lambda: cancel_query(collector, query_id, tenant=tenant or None))
         try:
-            result = store.query(query, parameters, tenant=tenant or None)
-        except QueryRejected as exc:
+            result = run_query(collector, query, parameters, tenant=tenant or None, query_id=query_id)
+        except QueryRefused as exc:
             self._error(HTTPStatus.BAD_REQUEST, str(exc))
             return
+        except QueryLimitExceeded as exc:
+            too_large = "max_result" in exc.limit
+            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE if too_large else HTTPStatus.BAD_REQUEST, str(exc))
+            return
+        except QueryBusy as exc:
+            self._send(HTTPStatus.TOO_MANY_REQUESTS, {"error": str(exc)},
+                       headers={"Retry-After": str(max(1, round(exc.retry_after_s)))})
+            return
+        except QueryCancelled as exc:
+            self._error(HTTPStatus.CONFLICT, str(exc))
+            return
+        except StoreUnavailable as exc:
+            self._error(HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
+            return
+        finally:
+            watch.stop()
         payload = result_to_json(result)
         payload["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 3)
         self._send(HTTPStatus.OK, payload)
+
+
+class _DisconnectWatch:
+    """Calls ``on_gone`` if the client closes its connection while its query runs.
+
+    Polls the socket (plain TCP only: a TLS socket cannot be peeked); a client
+    that sends more bytes is still there, so watching stops."""
+
+    def __init__(self, sock, on_gone) -> None:
+        self._stop = threading.Event()
+        self._sock = sock
+        self._on_gone = on_gone
+        if isinstance(sock, socket.socket) and not isinstance(sock, ssl.SSLSocket):
+            threading.Thread(target=self._watch, name="spanledger-api-watch", daemon=True).start()
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                readable, _, _ = select.select([self._sock], [], [], 0.2)
+                if not readable:
+                    continue
+                if self._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"" and not self._stop.is_set():
+                    self._on_gone()
+                return
+            except (OSError, ValueError):
+                return
+            except Exception:  # noqa: BLE001 - cancelling is best effort; the query's limits still hold
+                log.debug("cancelling a query after its client left failed", exc_info=True)
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 class _ApiServer(ThreadingHTTPServer):

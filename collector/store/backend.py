@@ -17,15 +17,16 @@ views turn them into rows: see schema/900_ingest_pipeline.sql.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 from .ddl import SchemaOptions
-from ..query.tenancy import TenantQueryRefused, check_tree, filter_setting, tenant_tables
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,15 @@ class StoreUnavailable(Exception):
 
 
 class QueryRejected(Exception):
-    """A read query was refused before or by the engine (not read-only, several statements, bad SQL)."""
+    """A read query was refused by the engine; ``code`` is the engine's error code (None if it gave none)."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# Internal reads (migrations, demo, tests) run read-only too; gateway reads pass their own limits.
+INTERNAL_READ_SETTINGS = {"readonly": 1}
 
 
 @dataclass(frozen=True)
@@ -91,19 +100,32 @@ class Store:
         self.segments_as_body = not config.embedded
         self._loader_local = threading.local()  # each segment writer thread inserts on its own handle
         self._loaders: list[Any] = []
-        self._reader = self._connect()
-        # A dedicated handle stays read-only for good: the engine refuses any
-        # write, SET or file/url access made through it, whatever the SQL says.
-        self._reader.command("SET readonly = 1")
-        self._reader_lock = threading.Lock()
-        self._tenant_readers: dict[str, Any] = {}
+        # Reads never share a handle with ingest: each query takes a reader of its own
+        # from this pool, so a long read neither waits for nor blocks another, and a
+        # cancelled read touches no writer.
+        self._readers: queue.SimpleQueue = queue.SimpleQueue()
+        self._all_readers: list[Any] = []
+        self._readers_lock = threading.Lock()
+        self._control = None  # issues KILL QUERY for cancel(); never used for a caller's SQL
+        self._control_lock = threading.Lock()
+
+    def user_files_dir(self) -> Path:
+        """An empty directory inside the data dir, the embedded engine's file root.
+
+        Measured: chDB runs as clickhouse-local and does not confine file() or
+        INTO OUTFILE to it (absolute paths still work).  The gateway's allow-list
+        is what keeps those out; this only keeps relative paths away from the data."""
+        path = self.config.data_dir / "user_files"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def _connect(self):
         cc = _import_clickhouse_connect()
         if self.config.embedded:
             self.config.engine_path.mkdir(parents=True, exist_ok=True)
             try:
-                return cc.get_client(interface="chdb", path=str(self.config.engine_path))
+                return cc.get_client(interface="chdb", path=str(self.config.engine_path),
+                                     chdb_options={"user_files_path": str(self.user_files_dir())})
             except Exception as exc:
                 if "lock" in str(exc).lower() or "Error initializing EmbeddedServer" in str(exc):
                     raise StoreUnavailable(
@@ -174,49 +196,89 @@ class Store:
             self.writer.insert(f"{self.options.database}.{table}", rows, column_names=columns)
 
     # -- reading --------------------------------------------------------------------
-    def query(self, sql: str, parameters: dict[str, Any] | None = None, tenant: str | None = None):
-        """Run one read-only statement; parameters are bound by the engine (``{name:Type}``).
+    @contextmanager
+    def _reader(self) -> Iterator[Any]:
+        try:
+            client = self._readers.get_nowait()
+        except queue.Empty:
+            client = self._connect()
+            with self._readers_lock:
+                self._all_readers.append(client)
+        try:
+            yield client
+        finally:
+            self._readers.put(client)
 
-        With ``tenant``, only that tenant's rows of the span tables are visible (see tenancy.py)."""
+    def read(self, sql: str, parameters: dict[str, Any], settings: dict[str, Any]):
+        """Run one SELECT on a reader of its own, with per-query ``settings``; parameters bound by the engine.
+
+        Raises QueryRejected (with the engine's code) or StoreUnavailable."""
+        with self._reader() as client:
+            try:
+                return client.query(sql, parameters=parameters, settings=settings)
+            except Exception as exc:
+                raise _read_error(exc, self.config) from exc
+
+    @contextmanager
+    def read_stream(self, sql: str, parameters: dict[str, Any], settings: dict[str, Any]):
+        """Like read(), but yields an iterator of row blocks; the reader is held until the block iterator closes."""
+        with self._reader() as client:
+            try:
+                context = client.query_row_block_stream(sql, parameters=parameters, settings=settings)
+            except Exception as exc:
+                raise _read_error(exc, self.config) from exc
+            with context as blocks:
+                yield _guarded_blocks(blocks, self.config)
+
+    def cancel(self, marker: str) -> int:
+        """Cancel the running queries tagged ``marker`` (their log_comment); returns how many were found."""
+        with self._control_lock:
+            if self._control is None:
+                self._control = self._connect()
+            result = self._control.query(
+                "KILL QUERY WHERE Settings['log_comment'] = {marker:String} ASYNC", parameters={"marker": marker})
+        return len(result.result_rows)
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None, tenant: str | None = None):
+        """Run one read-only statement for a trusted internal caller (migrations, demo, tests, the local CLI).
+
+        Request paths go through ``spanledger.collector.query.run_query`` instead, which checks the
+        SQL, scopes it to the caller's tenant and bounds it."""
+        if tenant is not None:
+            raise ValueError("Store.query is for internal callers; tenant queries go through query.run_query")
         sql = sql.strip().rstrip(";").strip()
         if not sql:
             raise QueryRejected("empty query: give one SELECT statement")
-        with self._reader_lock:
-            try:
-                self._reader.query("SELECT formatQuerySingleLine({q:String})", parameters={"q": sql})
-            except Exception as exc:
-                raise QueryRejected(_engine_message(exc, "the query is not valid ClickHouse SQL")) from exc
-            reader = self._reader
-            if tenant is not None:
-                reader = self._tenant_reader(tenant)
-                try:
-                    ast = [r[0] for r in reader.query(f"EXPLAIN AST {sql}", parameters=parameters or {}).result_rows]
-                    check_tree(ast, tenant_tables(self.options.database, self.options.traces_table))
-                except TenantQueryRefused as exc:
-                    raise QueryRejected(str(exc)) from exc
-                except Exception as exc:
-                    raise QueryRejected(_engine_message(exc, "the query failed")) from exc
-            try:
-                return reader.query(sql, parameters=parameters or {})
-            except Exception as exc:
-                raise QueryRejected(_engine_message(exc, "the query failed")) from exc
-
-    def _tenant_reader(self, tenant: str):
-        reader = self._tenant_readers.get(tenant)
-        if reader is None:
-            reader = self._connect()
-            setting = filter_setting(self.options.database, self.options.traces_table, tenant)
-            reader.command(f"SET additional_table_filters = {setting}")
-            reader.command("SET readonly = 1")  # last: from here on the filter cannot be changed
-            self._tenant_readers[tenant] = reader
-        return reader
+        try:
+            return self.read(sql, parameters or {}, INTERNAL_READ_SETTINGS)
+        except QueryRejected as exc:
+            raise QueryRejected(_engine_message(exc, "the query failed"), exc.code) from exc
 
     def close(self) -> None:
-        for client in (self._reader, self.writer, *self._tenant_readers.values(), *self._loaders):
+        for client in (self.writer, *self._all_readers, *self._loaders, *([self._control] if self._control else [])):
             try:
                 client.close()
             except Exception:  # closing is best effort
                 log.debug("error closing a store client", exc_info=True)
+
+
+def _read_error(exc: Exception, config: StoreConfig) -> Exception:
+    """QueryRejected for an error the engine answered (it has a code), StoreUnavailable for no answer."""
+    from ..query.limits import UNAVAILABLE_CODES, engine_code
+
+    code = engine_code(exc)
+    if code is None or code in UNAVAILABLE_CODES:
+        if code is None and type(exc).__name__ in ("ProgrammingError", "DataError"):
+            return QueryRejected(_engine_message(exc, "the query failed"), None)
+        return StoreUnavailable(f"{config.describe()} did not answer the query: {str(exc)[:300]}")
+    return QueryRejected(str(exc), code)
+
+
+def _guarded_blocks(blocks, config: StoreConfig):
+    try:
+        yield from blocks
+    except Exception as exc:
+        raise _read_error(exc, config) from exc
 
 
 def _engine_message(exc: Exception, prefix: str) -> str:
