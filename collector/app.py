@@ -25,6 +25,7 @@ from .pricing.lookup import CollectorPricing
 from .auth import TokenAuth
 from .ingest.grpc_receiver import OtlpGrpcServer, ReceiverSettings, TlsFiles, TraceExportHandler
 from .store import SchemaOptions, Store, StoreConfig, StoreUnavailable, migrate
+from .store.retention import ContentRetention
 from .wal import WriteAheadLog
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,12 @@ def store_config(config: CollectorConfig, overrides: Overrides = Overrides()) ->
 
 
 def _schema_options(ch: dict) -> SchemaOptions:
+    from .store.retention import retention_days
+
     limits = ch["limits"]
+    days = retention_days(ch)
     return SchemaOptions(
+        retention_spans_days=days["spans"], retention_rollups_days=days["rollups"],
         database=ch["database"], traces_table=ch["traces_table_name"], cluster=ch["cluster_name"],
         ttl_days=int(ch["ttl"] // 86400) if ch["ttl"] else 0,
         max_attributes=limits["max_attributes"], max_attribute_length=limits["max_attribute_length"],
@@ -190,6 +195,8 @@ class Collector:
         self._start_api()
         self._start_receiver()
         self._write_runtime_file()
+        self.retention_job = ContentRetention(self)
+        self.retention_job.start()
 
     def _start_receiver(self) -> None:
         grpc_cfg = self.config.get("receivers.otlp.protocols.grpc")
@@ -232,11 +239,11 @@ class Collector:
         return self.overrides.api_endpoint or self.config.get("extensions.spanledger_api.endpoint")
 
     @property
-    def retention(self) -> dict[str, float]:
-        """Seconds each tier is kept (0 = forever): raw spans, captured content, rollups (see store/retention.py)."""
-        tiers = dict(self.config.get("exporters.clickhouse.retention"))
-        tiers["spans"] = tiers["spans"] or self.config.get("exporters.clickhouse.ttl")
-        return tiers
+    def retention(self) -> dict[str, int]:
+        """Days each tier is kept (0 = forever): spans, content, rollups (for reports: which tier can answer)."""
+        from .store.retention import retention_days
+
+        return retention_days(self.config.get("exporters.clickhouse"))
 
     def _start_api(self) -> None:
         from .serve.app import ApiServer, ApiSettings, create_app
@@ -266,6 +273,8 @@ class Collector:
         for writer in self.writers:
             writer.request_stop()
         drained = all([writer.stop(timeout_s) for writer in self.writers])
+        if getattr(self, "retention_job", None):
+            self.retention_job.stop()
         if self.api:
             self.api.stop()
         if self._store:

@@ -30,6 +30,7 @@ from typing import Any
 
 from ..errors import SpanledgerError
 from . import run_query
+from ..store.retention import CONTENT_PATTERN
 from .filters import FIELDS, build_condition
 
 MAX_LIMIT = 1000
@@ -60,9 +61,7 @@ DETAIL: dict[str, str] = {
     "truncated_attributes": "TruncatedAttributes", "truncated_events": "TruncatedEvents",
 }
 # Captured content: attributes that hold prompts, outputs, tool arguments and results.
-CONTENT_KEYS = re.compile(r"^(gen_ai\.(input|output)\.messages|gen_ai\.system_instructions|gen_ai\.tool\.call\."
-                          r"(arguments|result)|gen_ai\.(prompt|completion)(\..*)?|llm\.(input|output)_messages\..*|"
-                          r"input\.value|output\.value|spanledger\.conversation\.message|spanledger\.ticket\.changes)$")
+CONTENT_KEYS = re.compile(CONTENT_PATTERN)
 # Prefer the completed version of a span written twice (started, then completed).
 PREFERENCE = f"(ActivityStatus IN {OPEN_STATUSES!r}) ASC, Duration DESC"
 
