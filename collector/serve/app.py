@@ -31,7 +31,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from ..auth import TokenAuth
 from .deps import require_caller
 from .errors import install_error_handlers
-from .limits import BodyLimit, protocol_with_deadline
+from .limits import RequestLimits, protocol_with_deadline
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ SWAGGER_DIR = Path(__file__).parent / "static" / "swagger-ui"
 SWAGGER_ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css",
                   "favicon-32x32.png": "image/png", "oauth2-redirect.html": "text/html",
                   "oauth2-redirect.js": "text/javascript", "LICENSE": "text/plain", "NOTICE": "text/plain"}
-MAX_HEAD_BYTES = 16 * 1024  # request line + headers; more is refused by h11 with 400
+MAX_HEAD_BYTES = 16 * 1024  # request line + headers; more is refused (431, or 400 by h11 when it arrives in pieces)
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,8 @@ def create_app(collector, auth: TokenAuth, settings: ApiSettings | None = None) 
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=False,
                            allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", "Content-Encoding"])
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
+    app.add_middleware(RequestLimits, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s,
+                       max_head_bytes=MAX_HEAD_BYTES)
     return app
 
 

@@ -8,7 +8,7 @@ Two holes of the old http.server API closed here:
   open too.  ``HeaderDeadlineProtocol`` gives every request head a deadline
   from the moment the connection opens (or the previous response ends);
   a head not finished by then closes the connection.
-* the body size was taken from Content-Length.  ``BodyLimit`` counts the
+* the body size was taken from Content-Length.  ``RequestLimits`` counts the
   bytes as they are read (fixed-length and chunked alike), after gzip
   decompression when the body is gzip-encoded, and answers 413 the moment
   the limit is passed.  A declared Content-Length over the limit is refused
@@ -72,22 +72,30 @@ def protocol_with_deadline(header_timeout: float) -> type[HeaderDeadlineProtocol
 
 class BodyRefused(HTTPException):
     """Raised from inside ``receive``: FastAPI passes HTTPExceptions through its body parsing untouched,
-    so the app's handler answers with this status and message (or ``BodyLimit`` does, if nothing else did)."""
+    so the app's handler answers with this status and message (or ``RequestLimits`` does, if nothing else did)."""
 
 
-class BodyLimit:
-    """ASGI middleware: at most ``max_bytes`` of body per request (after gzip decompression), read within ``timeout_s``.
+class RequestLimits:
+    """ASGI middleware: a request head of at most ``max_head_bytes`` (h11 bounds only a head that arrives in
+    pieces), and at most ``max_bytes`` of body (after gzip decompression), read within ``timeout_s``.
 
     Routes that need a smaller bound check it themselves after reading."""
 
-    def __init__(self, app, max_bytes: int, timeout_s: float = 30.0) -> None:
+    def __init__(self, app, max_bytes: int, timeout_s: float = 30.0, max_head_bytes: int = 16 * 1024) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
+        self.max_head_bytes = max_head_bytes
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        head = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"") + \
+            sum(len(k) + len(v) + 4 for k, v in scope["headers"])
+        if head > self.max_head_bytes:
+            await _refuse(send, 431, f"the request line and headers are over {self.max_head_bytes} bytes: "
+                                     "send fewer or shorter headers, and long filters in where= rather than the path")
             return
         limit = self.max_bytes
         headers = dict(scope["headers"])
