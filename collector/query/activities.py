@@ -23,9 +23,11 @@ import decimal
 import hashlib
 import hmac
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..errors import SpanledgerError
@@ -109,6 +111,26 @@ class CursorSigner:
             raise CursorError("cursor: it belongs to a query with other filters; keep the filters of the first page "
                               "when following next_cursor, or start again without cursor")
         return start_ns, span_id
+
+
+def cursor_key(data_dir) -> bytes:
+    """The data dir's cursor-signing key (created on first use, mode 0600); a random one without a data dir."""
+    if not data_dir:
+        return os.urandom(32)
+    path = Path(data_dir) / "api-cursor.key"
+    try:
+        key = path.read_bytes()
+        if len(key) == 32:
+            return key
+    except OSError:
+        pass
+    key = os.urandom(32)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key)
+    os.replace(tmp, path)
+    return key
 
 
 def exact(value: decimal.Decimal) -> str:

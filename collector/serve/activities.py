@@ -11,8 +11,6 @@ rather than silently ignored.
 from __future__ import annotations
 
 import inspect
-import os
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -118,26 +116,9 @@ def cursor_signer(request: Request) -> q.CursorSigner:
     """The key that signs cursors: kept in the data dir, so cursors survive a restart of the collector."""
     signer = getattr(request.app.state, "cursor_signer", None)
     if signer is None:
-        data_dir = getattr(request.app.state.collector, "data_dir", None)
-        signer = q.CursorSigner(_load_key(Path(data_dir) / "api-cursor.key") if data_dir else os.urandom(32))
+        signer = q.CursorSigner(q.cursor_key(getattr(request.app.state.collector, "data_dir", None)))
         request.app.state.cursor_signer = signer
     return signer
-
-
-def _load_key(path: Path) -> bytes:
-    try:
-        key = path.read_bytes()
-        if len(key) == 32:
-            return key
-    except OSError:
-        pass
-    key = os.urandom(32)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key)
-    os.replace(tmp, path)
-    return key
 
 
 def read_errors(exc: Exception) -> JSONResponse:
