@@ -25,6 +25,7 @@ import hmac
 import json
 import os
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,25 +192,56 @@ def _rows(result) -> list[dict[str, Any]]:
     return [dict(zip(result.column_names, r)) for r in result.result_rows]
 
 
+# How far back each round of a page's key search reaches from its anchor (the cursor, or now): most pages are
+# answered from the newest hour or day, so the engine reads a few partitions, not the table.
+KEY_WINDOWS_S = (3600, 86400, 7 * 86400, 31 * 86400, 366 * 86400, None)
+
+
 def list_activities(collector, params: Mapping[str, list[str]], *, tenant: str | None, limit: int,
                     after: tuple[int, str] | None, detailed: bool) -> tuple[list[dict], tuple[int, str] | None]:
-    """One page, newest first, and the key to continue from (None on the last page)."""
+    """One page, newest first, and the key to continue from (None on the last page).
+
+    Two steps: the page's keys (Timestamp, SpanId) from the filter's columns only, in widening time windows;
+    then the full rows of just those keys."""
     condition = build_condition(params, operator=tenant is None)
     parameters = dict(condition.parameters)
     where = [f"({condition.sql})"]
+    anchor = time.time_ns()
     if after is not None:
         where.append("(toUnixTimestamp64Nano(Timestamp), SpanId) < ({after_ns:Int64}, {after_span:String})")
+        where.append("Timestamp <= fromUnixTimestamp64Nano({after_ns:Int64})")  # prunes partitions and granules
         parameters.update(after_ns=after[0], after_span=after[1])
-        # the same bound on the raw column, so the engine prunes partitions and granules
-        where.append("Timestamp <= fromUnixTimestamp64Nano({after_ns:Int64})")
+        anchor = after[0]
     parameters["page"] = limit + 1
-    sql = (f"SELECT {_select(detailed)} FROM {_table(collector)} WHERE {' AND '.join(where)} "
-           f"ORDER BY Timestamp DESC, SpanId DESC, {PREFERENCE} LIMIT 1 BY SpanId LIMIT {{page:UInt32}}")
-    rows = _rows(run_query(collector, sql, parameters, tenant=tenant))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_key = (rows[-1]["start_ns"], rows[-1]["span_id"]) if more and rows else None
+    table = _table(collector)
+    keys: list[tuple[int, str]] = []
+    for window in KEY_WINDOWS_S:
+        bounded = list(where)
+        if window is not None:
+            bounded.append("Timestamp >= fromUnixTimestamp64Nano({lower_ns:Int64})")
+            parameters["lower_ns"] = anchor - window * 1_000_000_000
+        sql = (f"SELECT toUnixTimestamp64Nano(Timestamp) AS ns, SpanId FROM {table} WHERE {' AND '.join(bounded)} "
+               "GROUP BY ns, SpanId ORDER BY ns DESC, SpanId DESC LIMIT {page:UInt32}")
+        keys = [tuple(r) for r in run_query(collector, sql, parameters, tenant=tenant).result_rows]
+        if len(keys) > limit:
+            break
+    more = len(keys) > limit
+    keys = keys[:limit]
+    if not keys:
+        return [], None
+    rows = _rows_for_keys(collector, table, keys, tenant, detailed)
+    next_key = (keys[-1][0], keys[-1][1]) if more else None
     return [shape(r, detailed) for r in rows], next_key
+
+
+def _rows_for_keys(collector, table: str, keys: list[tuple[int, str]], tenant: str | None, detailed: bool) -> list[dict]:
+    """The stored rows of a page's keys, in the page's order (the completed version of a span written twice)."""
+    parameters = {"ids": [k[1] for k in keys], "lo": min(k[0] for k in keys), "hi": max(k[0] for k in keys)}
+    sql = (f"SELECT {_select(detailed)} FROM {table} WHERE SpanId IN {{ids:Array(String)}} "
+           "AND Timestamp BETWEEN fromUnixTimestamp64Nano({lo:Int64}) AND fromUnixTimestamp64Nano({hi:Int64}) "
+           f"ORDER BY SpanId, toUnixTimestamp64Nano(Timestamp), {PREFERENCE} LIMIT 1 BY SpanId, start_ns")
+    found = {(r["start_ns"], r["span_id"]): r for r in _rows(run_query(collector, sql, parameters, tenant=tenant))}
+    return [found[k] for k in keys if k in found]
 
 
 class BadId(SpanledgerError):

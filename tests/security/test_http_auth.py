@@ -13,18 +13,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "serve"))
 
-from api_support import ACME, GLOBEX, OPERATOR, call, get, send_workload  # noqa: E402
+from api_support import ACME, GLOBEX, OPERATOR, TENANTS_CONFIG, call, get, send_workload  # noqa: E402
 from collector_support import start_collector, wait_stored  # noqa: E402
 
 INGEST_KEY = "site-key-0123456789abcdef"
-CONFIG = f"""
-processors: {{batch: {{timeout: 100ms}}}}
-receivers: {{otlp: {{protocols: {{grpc: {{auth: {{authenticator: bearertokenauth}}}}}}}}}}
-extensions:
-  bearertokenauth:
-    tokens: ["{OPERATOR}"]
-    tenants: {{acme: "{ACME}", globex: "{GLOBEX}"}}
-  spanledger_api:
+CONFIG = TENANTS_CONFIG + f"""  spanledger_api:
     ingest_keys: {{"{INGEST_KEY}": acme}}
     ingest_key_limits: {{requests_per_minute: 60, max_items: 5, max_body_kib: 4}}
 """
