@@ -118,8 +118,12 @@ class RequestLimits:
         counted = 0
         started = False
 
+        body_done = False
+
         async def limited_receive():
-            nonlocal counted
+            nonlocal counted, body_done
+            if body_done:  # after the body, receive() only waits for a disconnect (streaming answers): no deadline
+                return await receive()
             remaining = deadline - loop.time()
             try:
                 message = await asyncio.wait_for(receive(), timeout=max(remaining, 0.001))
@@ -139,6 +143,7 @@ class RequestLimits:
                 if not message.get("more_body", False) and not inflater.eof and counted + len(body) <= limit:
                     raise BodyRefused(400, BAD_GZIP)
             counted += len(body)
+            body_done = not message.get("more_body", False)
             if counted > limit:
                 raise BodyRefused(413, f"the request body is over {limit} bytes (after decompression); the limit "
                                        "is extensions.spanledger_api.max_request_body_mib: send smaller batches")

@@ -158,3 +158,25 @@ def test_stats_need_an_operator_and_never_show_tokens(collector_factory):
     collector = collector_factory(TENANTS_CONFIG)
     status, stats = get(collector.api.url, "/v1/stats", OPERATOR)
     assert status == 200 and "spans_accepted" in stats and OPERATOR not in json.dumps(stats)
+
+
+def test_a_streaming_answer_outlives_the_body_timeout():
+    """The body deadline bounds reading the body only: a live feed (SSE) keeps streaming after it."""
+    import asyncio
+
+    from fastapi.responses import StreamingResponse
+
+    app = create_app(_NoStore(), TokenAuth(), ApiSettings(body_timeout_s=0.5))
+
+    async def ticks():
+        for i in range(4):
+            yield f"data: {i}\n\n"
+            await asyncio.sleep(0.5)
+    app.add_api_route("/ticks", lambda: StreamingResponse(ticks(), media_type="text/event-stream"))
+    server = ApiServer(app, "127.0.0.1:0", ApiSettings(body_timeout_s=0.5))
+    server.start()
+    try:
+        with urllib.request.urlopen(f"{server.url}/ticks", timeout=10) as response:
+            assert response.read().decode().count("data:") == 4
+    finally:
+        server.stop()
