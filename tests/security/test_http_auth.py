@@ -168,3 +168,17 @@ def test_an_ingest_key_writes_product_events_for_its_tenant_only(tenants):
     assert status == 413 and "max_body_kib" in answer["error"]
     statuses = [call(api, "POST", "/v1/activities/batch", [], params={"ingest_key": INGEST_KEY})[0] for _ in range(15)]
     assert 429 in statuses  # the burst is 10 requests, then 1 a second
+
+
+def test_a_tenant_cannot_complete_or_delete_another_tenants_activity(tenants):
+    collector, _ = tenants
+    api = collector.api.url
+    status, started = call(api, "POST", "/v1/activities", {"type": "agent_run", "status": "started"}, token=ACME)
+    assert status == 201
+    span_id = started["items"][0]["span_id"]
+    before = collector.stats.spans_accepted
+    status, body = call(api, "PUT", f"/v1/activities/{span_id}", {"status": "completed"}, token=GLOBEX)
+    assert status == 404 and collector.stats.spans_accepted == before
+    status, body = call(api, "DELETE", "/v1/activities", token=GLOBEX, params={"older_than": "0d"})
+    assert status == 403
+
