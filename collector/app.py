@@ -221,7 +221,9 @@ class Collector:
 
     def _check_exposure(self) -> None:
         """No listener beyond this machine without a token, unless the operator explicitly allows it."""
-        from .serve.app import InsecureExposure, check_exposure
+        from .serve.app import ApiSettings, InsecureExposure, check_exposure
+
+        ApiSettings.from_config(self.config.get("extensions.spanledger_api"))  # bad API settings stop start-up here
 
         allow = self.overrides.allow_insecure_remote or self.config.get("extensions.spanledger_api.allow_insecure_remote")
         try:

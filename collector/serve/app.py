@@ -61,12 +61,18 @@ class ApiSettings:
 
     @classmethod
     def from_config(cls, api_cfg: dict) -> ApiSettings:
+        from ..config import ConfigError
+
         limits = api_cfg["ingest_key_limits"]
+        for key, tenant in api_cfg["ingest_keys"].items():
+            if len(str(key)) < 16 or not str(tenant):
+                raise ConfigError("extensions.spanledger_api.ingest_keys: each key must be at least 16 characters "
+                                  "(a short key is guessable) and name a tenant: {key: tenant}")
         return cls(max_body_bytes=api_cfg["max_request_body_mib"] << 20, body_timeout_s=api_cfg["body_timeout"],
                    header_timeout_s=api_cfg["header_timeout"], keep_alive_timeout_s=api_cfg["keep_alive_timeout"],
                    cors_origins=tuple(str(o) for o in api_cfg["cors"]["allowed_origins"]),
                    ingest_keys={str(k): str(v) for k, v in api_cfg["ingest_keys"].items()},
-                   ingest_requests_per_minute=api_cfg["ingest_key_limits"]["requests_per_minute"],
+                   ingest_requests_per_minute=limits["requests_per_minute"],
                    ingest_max_items=limits["max_items"], ingest_max_body_bytes=limits["max_body_kib"] << 10)
 
 

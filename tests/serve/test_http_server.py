@@ -180,3 +180,12 @@ def test_a_streaming_answer_outlives_the_body_timeout():
             assert response.read().decode().count("data:") == 4
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("keys", ['{"short": acme}', '{"long-enough-key-0123456789": ""}'])
+def test_weak_ingest_keys_stop_start_up(tmp_path, keys):
+    collector = _collector(tmp_path, FAST_BATCH + f"extensions:\n  spanledger_api:\n    ingest_keys: {keys}\n")
+    with pytest.raises(ConfigError) as err:
+        collector.start()
+    collector.stop(5)
+    assert "ingest_keys" in str(err.value)
