@@ -300,7 +300,8 @@ async def complete_activity(request: Request, span_id: str, writer: Writer = Dep
         message = _describe(exc) if isinstance(exc, ValidationError) else str(exc)
         return error_response(400, f"the completed activity is not valid: {message}")
     ids = {0: (bytes.fromhex(stored["trace_id"]), bytes.fromhex(stored["span_id"]))}
-    result = await run_in_threadpool(_store, collector, writer, [(0, merged)], [], ids)
+    owner = Writer(stored["tenant"])  # an operator completing a tenant's activity writes it as the tenant's
+    result = await run_in_threadpool(_store, collector, owner, [(0, merged)], [], ids)
     return _answer(result, created=False)
 
 

@@ -182,3 +182,20 @@ def test_a_tenant_cannot_complete_or_delete_another_tenants_activity(tenants):
     status, body = call(api, "DELETE", "/v1/activities", token=GLOBEX, params={"older_than": "0d"})
     assert status == 403
 
+
+
+def test_an_operator_completing_a_tenants_activity_keeps_it_the_tenants(tenants):
+    collector, _ = tenants
+    api = collector.api.url
+    status, started = call(api, "POST", "/v1/activities", {"type": "agent_run", "status": "started",
+                                                           "start_time": "2026-12-01T08:00:00Z"}, token=ACME)
+    span_id = started["items"][0]["span_id"]
+    deadline = __import__("time").monotonic() + 30
+    while get(api, f"/v1/activities/{span_id}", ACME)[0] != 200:
+        assert __import__("time").monotonic() < deadline
+    status, done = call(api, "PUT", f"/v1/activities/{span_id}", {"status": "failed"}, token=OPERATOR)
+    assert status == 200, done
+    while get(api, f"/v1/activities/{span_id}", ACME)[1].get("status") != "failed":
+        assert __import__("time").monotonic() < deadline
+    status, mine = get(api, f"/v1/activities/{span_id}", ACME)
+    assert mine["tenant"] == "acme" and mine["status"] == "failed"
