@@ -101,3 +101,25 @@ def test_no_operation_answers_5xx(live, case):
     from schemathesis.checks import not_a_server_error
 
     case.call_and_validate(base_url=live.api.url, checks=[not_a_server_error])
+
+
+@pytest.fixture(scope="module")
+def started_span(live):
+    import time
+
+    status, answer = call(live.api.url, "POST", "/v1/activities", {"type": "agent_run", "status": "started"})
+    span_id = answer["items"][0]["span_id"]
+    deadline = time.monotonic() + 30
+    while call(live.api.url, "GET", f"/v1/activities/{span_id}")[0] != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    return span_id
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=activities, other=st.sampled_from([None, "0123456789abcdef", "zz", "0" * 16, "A" * 16]))
+def test_hostile_completions_get_2xx_or_4xx(live, started_span, body, other):
+    span_id = other or started_span
+    status, answer = call(live.api.url, "PUT", f"/v1/activities/{span_id}", raw=_dumps(body))
+    assert status in (200, 400, 404, 409, 422), (status, answer)
+    assert status == 200 or answer["error"]
