@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
+import urllib.request
 from decimal import Decimal
 
 import pytest
@@ -137,3 +139,26 @@ def test_delete_drops_old_days_and_keeps_the_rest(collector):
         status, answer = call(api, "DELETE", "/v1/activities", params=params)
         assert 400 <= status < 500 and words in answer["error"], (params, answer)
     assert rows(collector, "SELECT count() AS n FROM spanledger.otel_traces")[0]["n"] == 2
+
+
+def test_a_full_wal_answers_503_with_retry_after_and_keeps_what_it_acknowledged(collector_factory):
+    collector = collector_factory("""
+processors: {batch: {timeout: 100ms}}
+exporters: {clickhouse: {endpoint: "http://127.0.0.1:9", wal: {max_size_mib: 1}, retry_on_failure: {initial_interval: 5s}}}
+""")
+    api = collector.api.url
+    assert get(api, "/v1/activities")[0] == 503  # no store yet: reads say so
+    batch = [{"type": "llm_call", "attributes": {"blob": "x" * 2000}} for _ in range(100)]  # ~250 KB a request
+    accepted, refused = 0, None
+    for _ in range(12):
+        request = urllib.request.Request(f"{api}/v1/activities/batch", data=json.dumps(batch).encode())
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                accepted += json.loads(response.read())["accepted"]
+        except urllib.error.HTTPError as err:
+            refused = err
+            break
+    assert refused is not None and refused.code == 503 and int(refused.headers["Retry-After"]) >= 1
+    assert "retry" in json.loads(refused.read())["error"]
+    assert accepted >= 100 and collector.stats.spans_accepted == accepted  # acknowledged = in the WAL
+    assert collector.wal.unstored_bytes > 0
