@@ -25,6 +25,7 @@ from .pricing.lookup import CollectorPricing
 from .auth import TokenAuth
 from .ingest.grpc_receiver import OtlpGrpcServer, ReceiverSettings, TlsFiles, TraceExportHandler
 from .store import SchemaOptions, Store, StoreConfig, StoreUnavailable, migrate
+from .store.retention import ContentRetention
 from .wal import WriteAheadLog
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class Overrides:
     data_dir: str | None = None
     clickhouse_url: str | None = None
     api_endpoint: str | None = None
+    allow_insecure_remote: bool = False
 
 
 def store_config(config: CollectorConfig, overrides: Overrides = Overrides()) -> StoreConfig:
@@ -74,8 +76,12 @@ def store_config(config: CollectorConfig, overrides: Overrides = Overrides()) ->
 
 
 def _schema_options(ch: dict) -> SchemaOptions:
+    from .store.retention import retention_days
+
     limits = ch["limits"]
+    days = retention_days(ch)
     return SchemaOptions(
+        retention_spans_days=days["spans"], retention_rollups_days=days["rollups"],
         database=ch["database"], traces_table=ch["traces_table_name"], cluster=ch["cluster_name"],
         ttl_days=int(ch["ttl"] // 86400) if ch["ttl"] else 0,
         max_attributes=limits["max_attributes"], max_attribute_length=limits["max_attribute_length"],
@@ -111,6 +117,8 @@ class Collector:
         self.writers: list[SegmentWriter] = []
         self.ingest_gate = SharedExclusiveLock()  # segment loads vs moving parked spans
         self.server: OtlpGrpcServer | None = None
+        self.sink: WalSink | None = None  # the one way into the WAL, shared by every receiver (gRPC, HTTP)
+        self.auth = TokenAuth(bearer_tokens(config))
         self.api = None
         self.store_error = ""
         self._lock = None
@@ -161,6 +169,7 @@ class Collector:
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
+        self._check_exposure()
         self._lock = lock_data_dir(self.data_dir)
         wal_cfg = self.config.get("exporters.clickhouse.wal")
         batch = self.config.get("processors.batch")
@@ -182,9 +191,12 @@ class Collector:
                                       admission=self.admission, gate=self.ingest_gate) for _ in range(consumers)]
         for writer in self.writers:
             writer.start()
+        self.sink = WalSink(self.wal, self.admission, self.stats)
         self._start_api()
         self._start_receiver()
         self._write_runtime_file()
+        self.retention_job = ContentRetention(self)
+        self.retention_job.start()
 
     def _start_receiver(self) -> None:
         grpc_cfg = self.config.get("receivers.otlp.protocols.grpc")
@@ -197,10 +209,9 @@ class Collector:
             max_message_bytes=grpc_cfg["max_recv_msg_size_mib"] << 20,
             workers=grpc_cfg["max_concurrent_streams"],
             tls=tls,
-            auth=TokenAuth(bearer_tokens(self.config)),
+            auth=self.auth,
         )
-        sink = WalSink(self.wal, self.admission, self.stats)
-        handler = TraceExportHandler(sink, settings, on_rejected=self._count_rejected)
+        handler = TraceExportHandler(self.sink, settings, on_rejected=self._count_rejected)
         self.server = OtlpGrpcServer(handler, settings)
         self.server.start()
         log.info("receiving OTLP/gRPC on %s", self.server.address)
@@ -208,15 +219,43 @@ class Collector:
     def _count_rejected(self, n: int) -> None:
         self.stats.spans_rejected += n
 
+    def _check_exposure(self) -> None:
+        """No listener beyond this machine without a token, unless the operator explicitly allows it."""
+        from .serve.app import ApiSettings, InsecureExposure, check_exposure
+
+        ApiSettings.from_config(self.config.get("extensions.spanledger_api"))  # bad API settings stop start-up here
+
+        allow = self.overrides.allow_insecure_remote or self.config.get("extensions.spanledger_api.allow_insecure_remote")
+        try:
+            check_exposure(self.api_endpoint, self.auth, allow, "the HTTP API")
+            check_exposure(self.overrides.grpc_endpoint or self.config.get("receivers.otlp.protocols.grpc.endpoint"),
+                           self.auth, allow, "the OTLP/gRPC receiver")
+        except (InsecureExposure, ValueError) as exc:
+            raise ConfigError(str(exc)) from None
+        if not self.auth.enabled:
+            log.warning("AUTHENTICATION IS OFF: anyone who can reach the listeners can send spans and read them all "
+                        "(configure extensions.bearertokenauth to require tokens)")
+
+    @property
+    def api_endpoint(self) -> str:
+        return self.overrides.api_endpoint or self.config.get("extensions.spanledger_api.endpoint")
+
+    @property
+    def retention(self) -> dict[str, int]:
+        """Days each tier is kept (0 = forever): spans, content, rollups (for reports: which tier can answer)."""
+        from .store.retention import retention_days
+
+        return retention_days(self.config.get("exporters.clickhouse"))
+
     def _start_api(self) -> None:
-        from .serve.http_api import QueryApi
+        from .serve.app import ApiServer, ApiSettings, create_app
 
         api_cfg = self.config.get("extensions.spanledger_api")
-        endpoint = self.overrides.api_endpoint or api_cfg["endpoint"]
         tls = (api_cfg["tls"]["cert_file"], api_cfg["tls"]["key_file"]) if api_cfg["tls"]["cert_file"] else None
-        self.api = QueryApi(self, endpoint, TokenAuth(bearer_tokens(self.config)), tls=tls)
+        settings = ApiSettings.from_config(api_cfg)
+        self.api = ApiServer(create_app(self, self.auth, settings), self.api_endpoint, settings, tls=tls)
         self.api.start()
-        log.info("query API on %s", self.api.url)
+        log.info("HTTP API on %s", self.api.url)
 
     def _write_runtime_file(self) -> None:
         info = {"pid": os.getpid(), "grpc": self.server.address if self.server else "",
@@ -236,6 +275,8 @@ class Collector:
         for writer in self.writers:
             writer.request_stop()
         drained = all([writer.stop(timeout_s) for writer in self.writers])
+        if getattr(self, "retention_job", None):
+            self.retention_job.stop()
         if self.api:
             self.api.stop()
         if self._store:

@@ -35,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("collector", help="receive OTLP/gRPC and store spans in ClickHouse")
     _add_store_flags(p)
     p.add_argument("--grpc-endpoint", help="HOST:PORT to receive OTLP/gRPC on (default localhost:4317)")
-    p.add_argument("--api-endpoint", help="HOST:PORT of the query API (default localhost:4319)")
+    p.add_argument("--api-endpoint", help="HOST:PORT of the HTTP API (default localhost:4319)")
+    p.add_argument("--allow-insecure-remote", action="store_true",
+                   help="listen on a non-loopback address without bearer tokens (only on a trusted network)")
 
     p = sub.add_parser("migrate", help="create or upgrade the schema, then exit")
     _add_store_flags(p)
@@ -83,7 +85,8 @@ def _overrides(args):
     from .app import Overrides
 
     return Overrides(grpc_endpoint=getattr(args, "grpc_endpoint", None), data_dir=args.data_dir,
-                     clickhouse_url=args.clickhouse_url, api_endpoint=getattr(args, "api_endpoint", None))
+                     clickhouse_url=args.clickhouse_url, api_endpoint=getattr(args, "api_endpoint", None),
+                     allow_insecure_remote=getattr(args, "allow_insecure_remote", False))
 
 
 def cmd_collector(args) -> int:
@@ -106,8 +109,12 @@ def cmd_collector(args) -> int:
         print(f"spanledger collector: cannot start: {exc}", file=sys.stderr)
         collector.stop(5)
         return EXIT_FAILED
-    print(f"spanledger collector: OTLP/gRPC on {collector.server.address}, query API on {collector.api.url}, "
+    print(f"spanledger collector: OTLP/gRPC on {collector.server.address}, HTTP API on {collector.api.url}, "
           f"storing into {collector.store_config.describe()}", flush=True)
+    if not collector.auth.enabled:
+        print("spanledger collector: *** AUTHENTICATION IS OFF *** anyone who can reach these listeners can send "
+              "spans and read every one; configure extensions.bearertokenauth to require tokens", file=sys.stderr,
+              flush=True)
     stop.wait()
     drained = collector.stop(timeout_s=30)
     if not drained:
@@ -170,7 +177,7 @@ def run_sql(query: str, parameters: dict, config_path: Path | None, data_dir: st
                 return json.loads(response.read())
         except urllib.error.HTTPError as exc:
             raise QueryFailed(json.loads(exc.read() or b"{}").get("error", str(exc))) from exc
-    from .serve.http_api import result_to_json
+    from .serve.json_encoding import result_to_json
     from .store import QueryRejected
 
     if cfg.embedded and not (cfg.engine_path / "status").exists() and not cfg.engine_path.exists():
@@ -186,7 +193,7 @@ def run_sql(query: str, parameters: dict, config_path: Path | None, data_dir: st
 
 
 def _json_default(value):
-    from .serve.http_api import json_default
+    from .serve.json_encoding import json_default
 
     return json_default(value)
 

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPBearer
+
+_bearer = HTTPBearer(auto_error=False, description="a token from extensions.bearertokenauth (none when auth is off)")
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,8 @@ class Caller:
         return self.tenant is None
 
 
-def require_caller(request: Request) -> Caller:
+def require_caller(request: Request, _documented=Depends(_bearer)) -> Caller:
+    """The caller from ``Authorization: Bearer``; ``_bearer`` only declares the scheme in /openapi.json."""
     auth = request.app.state.auth
     tenant = auth.tenant_for(request.headers.get("authorization"))
     if tenant is None:
@@ -35,7 +39,7 @@ def require_caller(request: Request) -> Caller:
     return Caller(tenant or None)
 
 
-def require_operator(request: Request) -> Caller:
+def require_operator(request: Request, _documented=Depends(_bearer)) -> Caller:
     caller = require_caller(request)
     if not caller.is_operator:
         raise HTTPException(403, "this endpoint needs an operator token, not a tenant token")

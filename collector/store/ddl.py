@@ -45,6 +45,9 @@ class SchemaOptions:
     # attribute keys (RE2 regular expressions) whose content must never be stored
     drop_attribute_patterns: tuple[str, ...] = ()
     redact_attribute_patterns: tuple[str, ...] = ()
+    # retention by tier, in days (0 = forever): schema/030_retention.sql
+    retention_spans_days: int = 0
+    retention_rollups_days: int = 0
 
     def __post_init__(self) -> None:
         for name in ("database", "traces_table"):
@@ -58,7 +61,7 @@ class SchemaOptions:
                 re.compile(pattern)
             except re.error as exc:
                 raise ValueError(f"redaction pattern {pattern!r} is not a valid regular expression: {exc}") from exc
-        for name in ("ttl_days", "max_attributes", "max_attribute_length", "max_events", "max_links"):
+        for name in ("ttl_days", "retention_spans_days", "retention_rollups_days", "max_attributes", "max_attribute_length", "max_events", "max_links"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
@@ -92,6 +95,10 @@ class SchemaOptions:
             "ttl": ttl("Timestamp"),
             "ttl_start": ttl("Start"),
             "ttl_hour": ttl("Hour"),
+            "retention_spans_days": str(self.retention_spans_days),
+            "retention_spans_where": "" if self.retention_spans_days else "DELETE WHERE 0",
+            "retention_rollups_days": str(self.retention_rollups_days),
+            "retention_rollups_where": "" if self.retention_rollups_days else "DELETE WHERE 0",
             "any_value_type": ANY_VALUE_TYPE,
             "max_attributes": str(self.max_attributes),
             "max_attribute_length": str(self.max_attribute_length),
