@@ -52,7 +52,7 @@ def load_two_tenants(collector) -> None:
 
 
 def post_sql(collector, token: str | None, query, parameters=None, timeout: float = 60) -> tuple[int, dict, dict]:
-    """POST /v1/sql; returns (status, JSON body, headers)."""
+    """POST /v1/sql; returns (status, JSON body, headers); header names in lower case, as HTTP compares them."""
     body = {"query": query}
     if parameters is not None:
         body["parameters"] = parameters
@@ -62,6 +62,6 @@ def post_sql(collector, token: str | None, query, parameters=None, timeout: floa
     request = urllib.request.Request(f"{collector.api.url}/v1/sql", data=json.dumps(body).encode(), headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read()), dict(response.headers)
+            return response.status, json.loads(response.read()), {k.lower(): v for k, v in response.headers.items()}
     except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read()), dict(err.headers)
+        return err.code, json.loads(err.read()), {k.lower(): v for k, v in err.headers.items()}

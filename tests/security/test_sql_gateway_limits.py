@@ -126,7 +126,7 @@ def test_a_tenant_beyond_its_slots_gets_429_and_another_tenant_is_still_served(c
     _wait_running(collector)
     status, body, headers = post_sql(collector, ACME, "SELECT 1")
     assert status == 429 and "per_tenant_concurrency" in body["error"], body
-    assert int(headers["Retry-After"]) >= 1
+    assert int(headers["retry-after"]) >= 1
     status, body, _ = post_sql(collector, GLOBEX, "SELECT 1")
     assert status == 200 and body["rows"] == [[1]]
     collector_query_cancelled = _cancel_all(collector)
