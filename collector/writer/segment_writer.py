@@ -165,6 +165,8 @@ class SegmentWriter(threading.Thread):
             escalated = not exc.permanent
             if escalated and failures < self.ESCALATE_AFTER:
                 raise
+            self.stats.last_store_error = str(exc)[:500]
+            self.stats.last_store_error_code = exc.code or 0
             first_error = exc
         self._split(store, segment, first_error, escalated)
         self._failures.pop(segment.seq, None)
