@@ -499,6 +499,11 @@ class WriteAheadLog:
                 self._claimed[segment.seq] = fixed
         return fixed
 
+    def unclaimed_segments(self) -> int:
+        """Segments nobody is storing yet (sealed and waiting, or still open)."""
+        with self._lock:
+            return len(self._sealed) + (1 if self._file is not None else 0)
+
     def pending_segments(self) -> int:
         with self._lock:
             return len(self._sealed) + len(self._claimed) + (1 if self._file is not None else 0)

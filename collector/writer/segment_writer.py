@@ -122,7 +122,8 @@ class SegmentWriter(threading.Thread):
         while not self._abandon.is_set():
             segment = self.wal.next_sealed(timeout=0.2)
             if segment is None:
-                if self._stop_when_drained.is_set() and self.wal.pending_segments() == 0:
+                # what another writer has claimed is that writer's to finish (or to leave in the WAL)
+                if self._stop_when_drained.is_set() and self.wal.unclaimed_segments() == 0:
                     return
                 continue
             if self._abandon.is_set():
