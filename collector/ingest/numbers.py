@@ -16,7 +16,7 @@ spelling is held here to what the store can take:
 * the value must be an int, a double or a numeric string (at most
   ``MAX_NUMBER_TEXT`` characters); a bool, bytes, array or kvlist is refused.
 
-``may_hold_bad_numbers`` is the fast path: one scan of the encoded request tells whether every such attribute is a plain in-range value; only
+``may_hold_bad_numbers`` is the fast path: one regex pass over the encoded request tells whether every such attribute is a plain in-range value; only
 when it cannot tell are the spans' attributes walked (``attribute_problem``).
 It relies on the request being in canonical encoding (``wire.canonical``
 guarantees that before it is called).
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import re
-import struct
 
 MAX_TOKENS = 10**8
 MAX_COST_USD = 10**6
@@ -49,62 +48,60 @@ COST_KEYS = frozenset({
 })
 NUMERIC_KEYS = TOKEN_KEYS | COST_KEYS
 
-_PLAIN_TOKENS = re.compile(rb"(?:0|[1-9][0-9]{0,8})")  # then compared with MAX_TOKENS
-_PLAIN_COST = re.compile(rb"(?:0|[1-9][0-9]{0,5})(?:\.[0-9]{1,20})?")  # < 10**6 by its shape
+def _keys_pattern(keys) -> bytes:
+    """Canonically encoded KeyValue keys: tag 0x0a, the key's length (one byte), the key, the value tag 0x12."""
+    return b"(?:" + b"|".join(re.escape(bytes([0x0A, len(k)]) + k.encode()) for k in sorted(keys)) + b")\\x12"
 
-# Every KeyValue whose key could be one of NUMERIC_KEYS, as canonically encoded:
-# tag 0x0a, the key's length (one byte), the key, the value's tag 0x12.  One
-# regex pass (its leading literal makes the engine skip ahead by memchr).
-_NUMERIC_KEY_VALUE = re.compile(
-    rb"\x0a([\x01-\x7f])(gen_ai\.usage\.[a-z_.]+|llm\.(?:token_count|usage|cost)\.[a-z_.]+"
-    rb"|spanledger\.cost\.[a-z_]+|operation\.cost)\x12")
-_COST_BYTES = frozenset(k.encode() for k in COST_KEYS)
-_TOKEN_BYTES = frozenset(k.encode() for k in TOKEN_KEYS)
+
+def _varints(max_bytes: int, last_below: int) -> bytes:
+    """AnyValue{int_value} whose varint has at most ``max_bytes`` bytes, the last of those below ``last_below``."""
+    shapes = [re.escape(bytes([n + 1, 0x18])) + (rb"[\x80-\xff]{%d}" % (n - 1) if n > 1 else b"") + rb"[\x00-\x7f]"
+              for n in range(1, max_bytes)]
+    last = re.escape(bytes([last_below - 1]))
+    shapes.append(re.escape(bytes([max_bytes + 1, 0x18])) + rb"[\x80-\xff]{%d}" % (max_bytes - 1) + rb"[\x00-" + last + b"]")
+    return b"|".join(shapes)
+
+
+def _doubles_below(top: int, second: int) -> bytes:
+    """AnyValue{double_value} >= +0 and below the double whose two high bytes are ``top``, ``second``:
+    sign clear, and the (little-endian) high bytes under the limit.  NaN and infinities are above it."""
+    return (rb"\x09\x21.{7}[\x00-" + re.escape(bytes([top - 1])) + rb"]|\x09\x21.{6}[\x00-"
+            + re.escape(bytes([second - 1])) + rb"]" + re.escape(bytes([top])))
+
+
+def _digit_strings(max_digits: int) -> bytes:
+    """AnyValue{string_value} of 1..max_digits ASCII digits (lengths consistent with the framing)."""
+    return b"|".join(re.escape(bytes([n + 2, 0x0A, n])) + b"[0-9]{%d}" % n for n in range(1, max_digits + 1))
+
+
+def _decimal_strings(int_digits: int, frac_digits: int) -> bytes:
+    """AnyValue{string_value} 'ddd' or 'ddd.fff' with 1..int_digits and 0..frac_digits digits."""
+    out = []
+    for i in range(1, int_digits + 1):
+        for f in range(frac_digits + 1):
+            n = i + (f + 1 if f else 0)
+            out.append(re.escape(bytes([n + 2, 0x0A, n])) + b"[0-9]{%d}" % i + (rb"\.[0-9]{%d}" % f if f else b""))
+    return b"|".join(out)
+
+
+# 10**8 = 0x5F5E100: a four-byte varint below it ends in a byte < 0x2f (47 * 2**21 < 10**8);
+# 10**6: a three-byte varint ending in a byte < 0x3d is below it (61 * 2**14 < 10**6);
+# as a double 10**8 is 0x4197D784..., 10**6 is 0x412E8480...; a cost below 10**6 has at most 6 integer digits.
+_NOT_PLAIN = re.compile(
+    _keys_pattern(TOKEN_KEYS) + b"(?!\\x00|" + _varints(4, 0x2F) + b"|" + _doubles_below(0x41, 0x97) + b"|"
+    + _digit_strings(8) + b")"
+    + b"|" + _keys_pattern(COST_KEYS) + b"(?!\\x00|" + _varints(3, 0x3D) + b"|" + _doubles_below(0x41, 0x2E)
+    + b"|" + _decimal_strings(6, 20) + b")",
+    re.DOTALL)
 
 
 def may_hold_bad_numbers(data: bytes) -> bool:
-    """False only if every numeric attribute in ``data`` (canonically encoded) is a plain, in-range value."""
-    for match in _NUMERIC_KEY_VALUE.finditer(data):
-        key = match.group(2)
-        if key in _TOKEN_BYTES:
-            is_cost = False
-        elif key in _COST_BYTES:
-            is_cost = True
-        else:
-            continue  # e.g. gen_ai.usage.details: not read as a number
-        if match.group(1)[0] != len(key) or not _plain_value(data, match.end(), is_cost):
-            return True
-    return False
+    """False only if every numeric attribute in ``data`` (canonically encoded) is a plain, in-range value.
 
-
-def _plain_value(data: bytes, pos: int, is_cost: bool) -> bool:
-    """Is the AnyValue encoded at ``pos`` (its length byte) one whose number is plainly in range?"""
-    if pos >= len(data):
-        return False
-    length = data[pos]
-    if length == 0:
-        return True  # no value: stored as "", read as no number
-    if length > 0x7F or pos + 1 + length > len(data):
-        return False
-    body = data[pos + 1:pos + 1 + length]
-    tag = body[0]
-    if tag == 0x18:  # int_value varint
-        value, shift = 0, 0
-        for i, b in enumerate(body[1:], 1):
-            value |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                return i == length - 1 and value < (MAX_COST_USD if is_cost else MAX_TOKENS + 1)
-        return False
-    if tag == 0x21 and length == 9:  # double_value
-        (value,) = struct.unpack_from("<d", body, 1)
-        return 0 <= value < MAX_COST_USD if is_cost else 0 <= value <= MAX_TOKENS  # NaN fails both
-    if tag == 0x0A and length >= 2 and body[1] == length - 2:  # string_value
-        text = body[2:]
-        if is_cost:
-            return _PLAIN_COST.fullmatch(text) is not None
-        return _PLAIN_TOKENS.fullmatch(text) is not None and int(text) <= MAX_TOKENS
-    return False
+    One regex pass finds a numeric key whose value does not have a shape that proves it in range
+    (a short varint, a small non-negative double, a few digits); anything it finds, rarer
+    encodings included, goes to the full check."""
+    return _NOT_PLAIN.search(data) is not None
 
 
 def attribute_problem(key: str, value) -> str | None:

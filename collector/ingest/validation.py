@@ -108,6 +108,9 @@ def _misdeclared_spans(data: bytes) -> tuple[list[tuple[int, int, int]], list[st
     bad, problems = [], []
     for r, resource_spans in enumerate(request.resource_spans):
         for s, scope_spans in enumerate(resource_spans.scope_spans):
+            if not wire.has_unknown_fields(scope_spans):  # e.g. only the request itself carries one
+                scope_spans.ClearField("spans")
+                continue
             for i, span in enumerate(scope_spans.spans):
                 found = wire.misdeclared_field(span)
                 if found:

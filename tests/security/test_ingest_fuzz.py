@@ -176,3 +176,18 @@ def test_fuzzed_requests_are_stored_exactly_as_answered(fuzz_collector):
     assert bounds["max_total"] < MAX_COST_USD
     assert bounds["max_tokens"] <= 3 * MAX_TOKENS  # input counts its cached parts, output its reasoning
     assert bounds["foreign_tenant"] == 0  # field 1001 in client bytes never sets the tenant
+
+
+@settings(max_examples=EXAMPLES * 10, deadline=None, database=None)
+@given(attributes=st.lists(st.tuples(st.sampled_from(KEYS), values), min_size=1, max_size=4))
+def test_the_byte_scan_never_passes_a_number_the_full_check_refuses(attributes):
+    """The fast path (numbers.may_hold_bad_numbers) may only say "all plain" when the walk agrees."""
+    from spanledger.collector.ingest.numbers import NUMERIC_KEYS, attribute_problem, may_hold_bad_numbers
+
+    request, scope = new_request("scan")
+    span = scope.spans.add(trace_id=os.urandom(16), span_id=os.urandom(8), name="s", start_time_unix_nano=1)
+    for key, value in attributes:
+        _set(span.attributes.add(key=key).value, value)
+    refused = [kv.key for kv in span.attributes if kv.key in NUMERIC_KEYS and attribute_problem(kv.key, kv.value)]
+    if refused:
+        assert may_hold_bad_numbers(request.SerializeToString()), refused
