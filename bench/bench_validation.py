@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.payloads import build_request  # noqa: E402
 from spanledger.collector.ingest import validation as current  # noqa: E402
+from spanledger.collector.wal import _varint  # noqa: E402
 
 
 def load_baseline(rev: str):
@@ -64,15 +65,6 @@ def payloads() -> dict[str, tuple[bytes, int]]:
 
 def _field(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def per_span_us(check, data: bytes, spans: int, repeats: int) -> float:

@@ -63,15 +63,23 @@ def split_and_store(records: list[Record], token: str, load: Load, escalated: bo
     return outcome
 
 
-def _store_records(records, lo: int, hi: int, token: str, load: Load, escalated: bool, outcome: SplitOutcome) -> None:
+def _try_piece(load: Load, data: bytes, token: str, escalated: bool, outcome: SplitOutcome) -> StoreError | None:
+    """Store one piece: None if it went in, the refusal if the store will not take it (raises if "not now")."""
     try:
-        load(b"".join(encode_record(r.request, r.tenant) for r in records[lo:hi]), f"{token}/r{lo}-{hi}")
-        outcome.pieces_stored += 1
-        return
+        load(data, token)
     except StoreError as exc:
         if not refused(exc, escalated):
             raise
-        error = exc
+        return exc
+    outcome.pieces_stored += 1
+    return None
+
+
+def _store_records(records, lo: int, hi: int, token: str, load: Load, escalated: bool, outcome: SplitOutcome) -> None:
+    data = b"".join(encode_record(r.request, r.tenant) for r in records[lo:hi])
+    error = _try_piece(load, data, f"{token}/r{lo}-{hi}", escalated, outcome)
+    if error is None:
+        return
     if hi - lo > 1:
         mid = (lo + hi) // 2
         _store_records(records, lo, mid, token, load, escalated, outcome)
@@ -103,15 +111,10 @@ def _store_spans(record: Record, token: str, error: StoreError, load: Load, esca
 
 
 def _bisect_spans(request, places, lo, hi, tenant, token, error, load, escalated, outcome, bad) -> None:
-    piece = _sub_request(request, places[lo:hi]).SerializeToString()
-    try:
-        load(encode_record(piece, tenant), f"{token}/s{lo}-{hi}")
-        outcome.pieces_stored += 1
+    piece = encode_record(_sub_request(request, places[lo:hi]).SerializeToString(), tenant)
+    error = _try_piece(load, piece, f"{token}/s{lo}-{hi}", escalated, outcome)
+    if error is None:
         return
-    except StoreError as exc:
-        if not refused(exc, escalated):
-            raise
-        error = exc
     if hi - lo == 1:
         bad.append(places[lo])
         outcome.reasons.append(_span_reason(request, places[lo:hi], error))

@@ -183,3 +183,47 @@ def test_a_segment_the_store_refuses_is_split_the_rest_stored_and_the_refused_sp
         assert not list((data_dir / "wal").glob("*.wal"))  # nothing left blocking the writers
     finally:
         collector.stop()
+
+
+def test_a_split_interrupted_part_way_and_run_again_stores_each_span_once(collector, raw_client, tmp_path):
+    from spanledger.collector.errors import StoreUnavailable
+    from spanledger.collector.wal import Record
+    from spanledger.collector.writer.splitting import split_and_store
+
+    warm, scope = new_request("warm")
+    make_span(scope, "warm", attributes={"gen_ai.request.model": "gpt-4o", "gen_ai.system": "openai",
+                                         "gen_ai.usage.input_tokens": 10})
+    raw_client.export(warm.SerializeToString())
+    wait_stored(collector, 1)
+    overflow = {"gen_ai.request.model": "gpt-4o", "gen_ai.system": "openai", "gen_ai.usage.input_tokens": 10**15}
+    records = []
+    for r in range(4):
+        request, sc = new_request(f"split-{r}")
+        for i in range(3):
+            make_span(sc, f"r{r}-s{i}", attributes=overflow if (r, i) == (2, 1) else {})
+        records.append(Record(request.SerializeToString(), ""))
+    store, piece = collector.store(), tmp_path / "piece.wal"
+    calls = []
+
+    def load(data: bytes, token: str, fail_after: int | None = None) -> None:
+        calls.append(token)
+        if fail_after is not None and len(calls) > fail_after:
+            raise StoreUnavailable("the store went away mid-split")
+        piece.write_bytes(data)
+        store.load_segment(piece, token)
+
+    token = "spanledger-wal-test-1-0-00000000"
+    try:
+        split_and_store(records, token, lambda d, t: load(d, t, fail_after=4))
+        raise AssertionError("the outage should have aborted the split")
+    except StoreUnavailable:
+        pass
+    first_tokens = list(calls)
+    calls.clear()
+    outcome = split_and_store(records, token, load)
+    assert calls[:len(first_tokens) - 1] == first_tokens[:-1]  # the same pieces, the same tokens, in order
+    assert outcome.refused_spans == 1 and len(outcome.refused) == 1
+    stored = rows(collector, "SELECT SpanName, count() AS n FROM spanledger.otel_traces "
+                             "WHERE ServiceName LIKE 'split-%' GROUP BY SpanName ORDER BY SpanName")
+    expected = [f"r{r}-s{i}" for r in range(4) for i in range(3) if (r, i) != (2, 1)]
+    assert stored == [{"SpanName": name, "n": 1} for name in expected]
