@@ -468,7 +468,7 @@ class WriteAheadLog:
 
     def quarantine(self, segment: Segment, reason: str) -> Path:
         """Set aside a whole segment the store refuses, with its reason beside it (``.reason``)."""
-        target = self.quarantine_dir() / segment.path.name
+        target = self._quarantine_target(segment)
         write_private(target.with_suffix(".reason"), reason.encode())
         os.replace(segment.path, target)
         with self._lock:
@@ -478,13 +478,23 @@ class WriteAheadLog:
 
     def quarantine_records(self, segment: Segment, records: list[Record], reason: str) -> Path:
         """Keep ``records`` (what the store refused of ``segment``) in quarantine, with the reason."""
-        target = self.quarantine_dir() / segment.path.name
+        target = self._quarantine_target(segment)
         write_private(target, b"".join(encode_record(r.request, r.tenant) for r in records), fsync=self.fsync)
         write_private(target.with_suffix(".reason"), reason.encode(), fsync=self.fsync)
         return target
 
     def quarantine_dir(self) -> Path:
         return private_dir(self.directory / "quarantine")
+
+    def _quarantine_target(self, segment: Segment) -> Path:
+        """``NNN.wal`` in quarantine, or ``NNN-2.wal``... when a segment of that number is there already
+        (numbers restart when no stored segment is retained): nothing set aside is overwritten."""
+        directory = self.quarantine_dir()
+        target, n = directory / segment.path.name, 1
+        while target.exists():
+            n += 1
+            target = directory / f"{segment.seq:012d}-{n}.wal"
+        return target
 
     def replace_segment(self, segment: Segment, records: list[Record]) -> Segment:
         """Rewrite a sealed segment with only ``records`` (used after corruption is found)."""

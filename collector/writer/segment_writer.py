@@ -115,7 +115,6 @@ class SegmentWriter(threading.Thread):
         self._stop_when_drained = threading.Event()
         self._abandon = threading.Event()
         self._failures: dict[int, int] = {}  # segment seq -> consecutive failures with an unclassified code
-        self.in_store_call = False  # inside a store call (shutdown abandons a writer stuck there)
 
     def run(self) -> None:
         attempt = 0
@@ -202,11 +201,7 @@ class SegmentWriter(threading.Thread):
         reserved = self.admission.reserve(size * self.ENGINE_MEMORY_PER_SEGMENT_BYTE) if self.admission else 0
         try:
             with self.gate.shared():
-                self.in_store_call = True
-                try:
-                    store.load_segment(path, token)
-                finally:
-                    self.in_store_call = False
+                store.load_segment(path, token)
         finally:
             if reserved:
                 self.admission.release(reserved)

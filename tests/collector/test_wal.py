@@ -93,3 +93,18 @@ def test_store_errors_are_classified_by_engine_code_not_by_message_text():
     assert {n: (e.code, e.permanent, e.transient) for n, e in errors.items()} == {
         "outage": (None, False, True), "damaged": (33, True, False), "overflow": (407, True, False),
         "busy": (252, False, True), "odd": (1234, False, False)}
+
+
+def test_quarantine_never_overwrites_what_it_holds(tmp_path):
+    from spanledger.collector.wal import Record, Segment
+
+    wal = WriteAheadLog(tmp_path, segment_max_age_s=60)
+    segment = Segment(7, tmp_path / f"{7:012d}.wal", 0, 0, 0, 0, wal.instance)
+    first = wal.quarantine_records(segment, [Record(b"first", "")], "first reason")
+    second = wal.quarantine_records(segment, [Record(b"second", "")], "second reason")  # number reused after a restart
+    wal.close()
+    assert first != second and first.parent == second.parent == tmp_path / "quarantine"
+    assert [r.request for r in scan(first.read_bytes()).records] == [b"first"]
+    assert [r.request for r in scan(second.read_bytes()).records] == [b"second"]
+    assert first.with_suffix(".reason").read_text() == "first reason"
+    assert second.with_suffix(".reason").read_text() == "second reason"
