@@ -85,7 +85,7 @@ SCHEMA: dict[str, Any] = {
     }},
     "extensions": {
         "bearertokenauth": {"tokens": (_LIST, []), "filename": (_STR, ""), "tenants": (_MAP, {})},
-        "spanledger_api": {"endpoint": (_STR, "localhost:4319"),
+        "spanledger_api": {"endpoint": (_STR, "localhost:4319"), "time_zone": (_STR, "UTC"),
                            "tls": {"cert_file": (_STR, ""), "key_file": (_STR, "")}},
         "health_check": {"endpoint": (_STR, "")},
     },
@@ -209,6 +209,12 @@ def _check_pipelines(config: CollectorConfig) -> None:
         if ext not in SCHEMA["extensions"]:
             raise ConfigError(f"service.extensions: {ext!r} is not available "
                               f"(this collector has: {', '.join(sorted(SCHEMA['extensions']))})")
+    zone = config.get("extensions.spanledger_api.time_zone")
+    import zoneinfo
+
+    if zone != "UTC" and zone not in zoneinfo.available_timezones():
+        raise ConfigError(f"extensions.spanledger_api.time_zone: {zone!r} is not an IANA time zone "
+                          "(write e.g. UTC, Europe/Paris, America/New_York)")
     tls = config.get("receivers.otlp.protocols.grpc.tls")
     if bool(tls["cert_file"]) != bool(tls["key_file"]):
         raise ConfigError("receivers.otlp.protocols.grpc.tls: give both cert_file and key_file, or neither")

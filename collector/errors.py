@@ -45,3 +45,7 @@ class QueryBusy(SpanledgerError):
     def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class ReportError(SpanledgerError):
+    """A report parameter that is not valid (HTTP 400); the message names it and says what to give."""
