@@ -59,7 +59,7 @@ def _rates(req: ReportRequest, table: str, condition, notes: list[str]):
 
 
 def spend(req: ReportRequest) -> Output:
-    keys = req.params["group_by"]
+    keys = tuple(k for k in req.params["group_by"] if k != "none")
     columns = {GROUP_KEYS[k] for k in keys}
     rollup, condition, why_raw = req.choose_tier(columns)
     notes = [f"read raw spans because {why_raw}"] if why_raw else []
@@ -115,7 +115,8 @@ def top(req: ReportRequest) -> Output:
 
 
 SPEND_PARAMS = (
-    Param("group_by", "list", "keys to group by, comma-separated", choices=SPEND_GROUPS, default=("model",)),
+    Param("group_by", "list", "keys to group by, comma-separated (none: one total)", choices=SPEND_GROUPS + ("none",),
+          default=("model",)),
     Param("bucket", "enum", "time bucket in the report's time zone", choices=BUCKETS, default="day"),
     limit_param(1000, MAX_GROUP_ROWS), SOURCE,
 )
