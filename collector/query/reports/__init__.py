@@ -76,6 +76,17 @@ _FILTER_DOCS = [{"name": name, "type": "number" if f.numeric else "string",
 ]
 
 
+def _named(execute: Execute) -> Execute:
+    """``execute`` that names the columns of an empty answer too (the embedded engine sends none then)."""
+    def run(sql: str, parameters: dict[str, Any]):
+        names, rows = execute(sql, parameters)
+        if not names and not rows:
+            _, described = execute(f"DESCRIBE ({sql})", parameters)
+            names = [row[0] for row in described]
+        return names, rows
+    return run
+
+
 def _exact(value: Any) -> Any:
     """Decimals as plain exact strings ('0.000100', never '1E-4'); everything else as the engine gave it."""
     return format(value, "f") if isinstance(value, Decimal) else value
@@ -102,7 +113,8 @@ def run_report(name: str, raw: Mapping[str, Sequence[str]], *, execute: Execute,
     params = {p.name: p.parse(list(raw.get(p.name, []))) for p in own.values()}
     zone = check_time_zone(params["time_zone"], "time_zone") if params.get("time_zone") else time_zone
     since, until, filters = resolve_range(raw, report.default_days, now or dt.datetime.now(dt.timezone.utc))
-    request = ReportRequest(params=params, filters=filters, operator=operator, time_zone=zone, execute=execute,
+    request = ReportRequest(params=params, filters=filters, operator=operator, time_zone=zone,
+                            execute=_named(execute),
                             price_book=price_book, tables=tables, since=since, until=until)
     out = report.build(request)
     return {"report": name, "source": out.source,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 
 from ...errors import ReportError
-from .base import (CURSOR, MAX_GROUP_ROWS, Output, ReportRequest, decode_cursor, encode_cursor,
+from .base import (CURSOR, MAX_GROUP_ROWS, Output, ReportRequest, decode_cursor, encode_cursor, is_digits,
                    limit_param, page)
 
 PRODUCT = "ActivityType = 'product_event'"
@@ -60,7 +60,7 @@ def sessions(req: ReportRequest) -> Output:
     having = ""
     after = decode_cursor(req.params.get("cursor"), "sessions", 2)
     if after:
-        if not after[0].isdigit():
+        if not is_digits(after[0]):
             raise ReportError("cursor: damaged; pass next_cursor from the previous page unchanged")
         having = (" HAVING (toUnixTimestamp64Nano(max(Timestamp)) < {c_ns:Int64}) OR "
                   "(toUnixTimestamp64Nano(max(Timestamp)) = {c_ns:Int64} AND session > {c_key:String})")

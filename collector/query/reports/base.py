@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import re
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,7 +70,7 @@ class Param:
         if len(text) > (MAX_CURSOR_CHARS if self.type == "cursor" else 200):
             raise ReportError(f"{self.name}: the value is too long")
         if self.type == "int":
-            if not text.isdigit():
+            if not is_digits(text, 9):
                 raise ReportError(f"{self.name}: {text!r} is not a whole number")
             number = int(text)
             if number < 1 or (self.maximum and number > self.maximum):
@@ -88,6 +89,11 @@ class Param:
                 raise ReportError(f"{self.name}: a key is given twice")
             return tuple(items) or self.default
         return text
+
+
+def is_digits(text: str, most: int = 19) -> bool:
+    """ASCII digits only (str.isdigit also takes '５' and '²'), at most ``most`` of them."""
+    return bool(re.fullmatch(f"[0-9]{{1,{most}}}", text))
 
 
 def limit_param(default: int, maximum: int = MAX_LIST_LIMIT) -> Param:

@@ -17,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 
 from ...errors import ReportError
 from .base import (BUCKETS, CURSOR, MAX_GROUP_ROWS, SOURCE, Output, Param, ReportRequest,
-                   bucket_expression, decode_cursor, encode_cursor, limit_param, page)
+                   bucket_expression, decode_cursor, encode_cursor, is_digits, limit_param, page)
 from .rates import saving_expression, saving_rates
 
 # group_by / key name -> spans column
@@ -95,11 +95,7 @@ def top(req: ReportRequest) -> Output:
     having = ""
     after = decode_cursor(req.params.get("cursor"), f"top:{key}:{by}", 2)
     if after:
-        try:
-            cursor_value = Decimal(after[0]) if by == "cost" else int(after[0])
-        except (InvalidOperation, ValueError):
-            raise ReportError("cursor: damaged; pass next_cursor from the previous page unchanged") from None
-        parameters.update(cv=str(cursor_value), ck=after[1])
+        parameters.update(cv=_cursor_value(after[0], by), ck=after[1])
         having = f" HAVING value < {{cv:{value_type}}} OR (value = {{cv:{value_type}}} AND {key} > {{ck:String}})"
     spans = "sum(Spans)" if rollup else "count()"
     calls = "sum(LlmCalls)" if rollup else "countIf(Model != '')"
@@ -112,6 +108,21 @@ def top(req: ReportRequest) -> Output:
     names, rows = req.execute(sql, {**parameters, "row_limit": limit + 1})
     rows, cursor = page(rows, limit, lambda row: encode_cursor(f"top:{key}:{by}", [row[1], row[0]]))
     return Output(names, rows, table, next_cursor=cursor, notes=notes)
+
+
+def _cursor_value(text: str, by: str) -> str:
+    """The ranking value a cursor carries, as exact text the engine parses (finite, in range), or ReportError."""
+    try:
+        if by == "tokens":
+            if not is_digits(text, 20):
+                raise ValueError
+            return text
+        value = Decimal(text)
+        if not value.is_finite() or abs(value) >= Decimal(10) ** 26:
+            raise ValueError
+        return format(value, "f")
+    except (InvalidOperation, ValueError):
+        raise ReportError("cursor: damaged; pass next_cursor from the previous page unchanged") from None
 
 
 SPEND_PARAMS = (

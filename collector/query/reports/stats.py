@@ -12,7 +12,7 @@ so a p99 is reproducible, not a sample.
 from __future__ import annotations
 
 from ...errors import ReportError
-from .base import CURSOR, Output, Param, ReportRequest, decode_cursor, encode_cursor, limit_param, page
+from .base import CURSOR, Output, Param, ReportRequest, decode_cursor, encode_cursor, is_digits, limit_param, page
 
 QUANTILES = "quantilesExactInclusive(0.5, 0.95, 0.99)(Duration / 1e6)"
 FINISHED = "('completed', 'failed', 'conflict', 'paused')"
@@ -75,7 +75,7 @@ def problems(req: ReportRequest) -> Output:
     where = f"({IS_ERROR} OR ActivityStatus IN ('conflict', 'paused')) AND ({condition.sql})"
     after = decode_cursor(req.params.get("cursor"), "problems", 2)
     if after:
-        if not after[0].isdigit():
+        if not is_digits(after[0]):
             raise ReportError("cursor: damaged; pass next_cursor from the previous page unchanged")
         where += " AND (toUnixTimestamp64Nano(Timestamp), SpanId) < ({c_ns:Int64}, {c_span:String})"
         parameters.update(c_ns=int(after[0]), c_span=after[1])

@@ -10,7 +10,7 @@ further (``type=llm_call``, ``where=...``).
 from __future__ import annotations
 
 from ...errors import ReportError
-from .base import CURSOR, ID, Output, Param, ReportRequest, decode_cursor, encode_cursor, limit_param, page
+from .base import CURSOR, ID, Output, Param, ReportRequest, decode_cursor, encode_cursor, is_digits, limit_param, page
 
 COMMON = ("toString(Timestamp, {tz:String}) AS timestamp", "ActivityType AS activity_type", "SpanName AS name",
           "AgentName AS agent", "if(ActivityStatus != '', ActivityStatus, lower(StatusCode)) AS status",
@@ -29,7 +29,7 @@ def _timeline(req: ReportRequest, id_column: str, extra: tuple[str, ...]) -> Out
     after = decode_cursor(req.params.get("cursor"), kind, 2)
     where = f"{id_column} = {{id:String}} AND ({condition.sql})"
     if after:
-        if not after[0].isdigit():
+        if not is_digits(after[0]):
             raise ReportError("cursor: damaged; pass next_cursor from the previous page unchanged")
         where += " AND (toUnixTimestamp64Nano(Timestamp), SpanId) > ({c_ns:Int64}, {c_span:String})"
         parameters.update(c_ns=int(after[0]), c_span=after[1])
@@ -76,7 +76,7 @@ def conversation(req: ReportRequest) -> Output:
              f"AND ({condition.sql})")
     after = decode_cursor(req.params.get("cursor"), "conversation", 2)
     if after:
-        if not after[0].isdigit():
+        if not is_digits(after[0]):
             raise ReportError("cursor: damaged; pass next_cursor from the previous page unchanged")
         where += f" AND ({SEQUENCE}, SpanId) > ({{c_seq:UInt64}}, {{c_span:String}})"
         parameters.update(c_seq=int(after[0]), c_span=after[1])
