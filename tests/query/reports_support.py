@@ -14,7 +14,6 @@ import datetime as dt
 import sys
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import zoneinfo
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "query"))
 
-from reports_support import OPERATOR, TOKENS, ReportsServer, expected_spend, fill  # noqa: E402
+from reports_support import CONFIG, OPERATOR, TOKENS, ReportsServer, expected_spend, fill  # noqa: E402
 from spanledger.collector.query.reports import REPORTS  # noqa: E402
 
 
@@ -18,6 +19,7 @@ from spanledger.collector.query.reports import REPORTS  # noqa: E402
 def api(tmp_path_factory):
     collector, sent = fill(tmp_path_factory.mktemp("reports-api"))
     server = ReportsServer(collector)
+    server.collector = collector
     yield server, sent
     server.close()
     collector.stop()
@@ -135,3 +137,29 @@ def test_no_token_is_401(api):
     server, _ = api
     response = server.get("/v1/reports/spend", None)
     assert response.status_code == 401 and "bearer token" in response.json()["error"]
+
+
+def test_the_deployment_time_zone_buckets_and_is_named(api):
+    from types import SimpleNamespace
+
+    from reports_support import ReportsServer as Server
+    from spanledger.collector.config import ConfigError, load_config
+
+    server, sent = api
+    with pytest.raises(ConfigError, match="time_zone: 'Mars/Olympus' is not an IANA time zone"):
+        load_config(text="extensions: {spanledger_api: {time_zone: Mars/Olympus}}\n")
+    tokyo = load_config(text=CONFIG.replace("extensions:\n", "extensions:\n  spanledger_api: {time_zone: Asia/Tokyo}\n"))
+    real = server.collector  # the same store, served by a deployment configured for Tokyo
+    deployment = SimpleNamespace(config=tokyo, store=real.store, price_book=real.price_book)
+    other = Server(deployment)
+    try:
+        body = other.get("/v1/analytics/summary", TOKENS["acme"]).json()
+        assert body["time_zone"] == "Asia/Tokyo"
+        days = {}
+        for at, *_ in sent.product_events["acme"]:
+            day = at.astimezone(zoneinfo.ZoneInfo("Asia/Tokyo")).date().isoformat()
+            days[day] = days.get(day, 0) + 1
+        assert objects(body)[0]["events_by_day"] == days
+        assert other.get("/v1/analytics/summary", TOKENS["acme"], {"time_zone": "UTC"}).json()["time_zone"] == "UTC"
+    finally:
+        other.close()

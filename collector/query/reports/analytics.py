@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 
 from ...errors import ReportError
-from .base import (CURSOR, MAX_GROUP_ROWS, Output, ReportRequest, decode_cursor, encode_cursor, is_digits,
+from .base import (CURSOR, MAX_GROUP_ROWS, Output, ReportRequest, decode_cursor, encode_cursor,
                    limit_param, page)
 
 PRODUCT = "ActivityType = 'product_event'"
@@ -58,10 +58,8 @@ def sessions(req: ReportRequest) -> Output:
     limit = req.params["limit"]
     parameters = {**condition.parameters, "row_limit": limit + 1, "tz": req.time_zone}
     having = ""
-    after = decode_cursor(req.params.get("cursor"), "sessions", 2)
+    after = decode_cursor(req.params.get("cursor"), "sessions", 2, numeric_first=True)
     if after:
-        if not is_digits(after[0]):
-            raise ReportError("cursor: damaged; pass next_cursor from the previous page unchanged")
         having = (" HAVING (toUnixTimestamp64Nano(max(Timestamp)) < {c_ns:Int64}) OR "
                   "(toUnixTimestamp64Nano(max(Timestamp)) = {c_ns:Int64} AND session > {c_key:String})")
         parameters.update(c_ns=int(after[0]), c_key=after[1])

@@ -235,7 +235,7 @@ def encode_cursor(kind: str, values: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(text: str | None, kind: str, parts: int) -> list[str] | None:
+def decode_cursor(text: str | None, kind: str, parts: int, numeric_first: bool = False) -> list[str] | None:
     if not text:
         return None
     try:
@@ -247,7 +247,15 @@ def decode_cursor(text: str | None, kind: str, parts: int) -> list[str] | None:
             or not all(isinstance(v, str) and len(v) <= 500 for v in value[1:])):
         raise ReportError("cursor: not a cursor of this report and ordering; pass next_cursor from the previous "
                           "page unchanged, with the same parameters")
+    if numeric_first and not is_digits(value[1]):
+        raise ReportError("cursor: damaged; pass next_cursor from the previous page unchanged")
     return value[1:]
+
+
+def without_column(names: list[str], rows: list[list[Any]], column: str) -> tuple[list[str], list[list[Any]]]:
+    """Drop a helper column (a quantiles array, a cursor key) from an answer."""
+    i = names.index(column)
+    return names[:i] + names[i + 1:], [row[:i] + row[i + 1:] for row in rows]
 
 
 def page(rows: list[list[Any]], limit: int, cursor_of: Callable[[list[Any]], str]) -> tuple[list[list[Any]], str | None]:

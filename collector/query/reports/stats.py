@@ -11,8 +11,8 @@ so a p99 is reproducible, not a sample.
 
 from __future__ import annotations
 
-from ...errors import ReportError
-from .base import CURSOR, Output, Param, ReportRequest, decode_cursor, encode_cursor, is_digits, limit_param, page
+from .base import (CURSOR, Output, Param, ReportRequest, decode_cursor, encode_cursor, limit_param, page,
+                   without_column)
 
 QUANTILES = "quantilesExactInclusive(0.5, 0.95, 0.99)(Duration / 1e6)"
 FINISHED = "('completed', 'failed', 'conflict', 'paused')"
@@ -36,9 +36,8 @@ def agent_stats(req: ReportRequest) -> Output:
         "sum(toDecimal128(TotalCost, 12)) AS usd "
         f"FROM {req.tables.spans} WHERE AgentName != '' AND ({condition.sql}) "
         "GROUP BY agent ORDER BY events DESC, agent LIMIT {row_limit:UInt32}")
-    names, rows = req.execute(sql, {**condition.parameters, "row_limit": req.params["limit"]})
-    q = names.index("q")
-    return Output(names[:q] + names[q + 1:], [row[:q] + row[q + 1:] for row in rows], req.tables.spans)
+    return Output(*without_column(*req.execute(sql, {**condition.parameters, "row_limit": req.params["limit"]}), "q"),
+                  req.tables.spans)
 
 
 def activity_durations(req: ReportRequest) -> Output:
@@ -49,9 +48,8 @@ def activity_durations(req: ReportRequest) -> Output:
            "round(q[3], 3) AS p99_ms, round(max(Duration) / 1e6, 3) AS max_ms "
            f"FROM {req.tables.spans} WHERE {condition.sql} GROUP BY agent, activity_type "
            "ORDER BY agent, events DESC, activity_type LIMIT {row_limit:UInt32}")
-    names, rows = req.execute(sql, {**condition.parameters, "row_limit": req.params["limit"]})
-    q = names.index("q")
-    return Output(names[:q] + names[q + 1:], [row[:q] + row[q + 1:] for row in rows], req.tables.spans)
+    return Output(*without_column(*req.execute(sql, {**condition.parameters, "row_limit": req.params["limit"]}), "q"),
+                  req.tables.spans)
 
 
 def events_by_type(req: ReportRequest) -> Output:
@@ -73,10 +71,8 @@ def problems(req: ReportRequest) -> Output:
     limit = req.params["limit"]
     parameters = {**condition.parameters, "row_limit": limit + 1, "tz": req.time_zone}
     where = f"({IS_ERROR} OR ActivityStatus IN ('conflict', 'paused')) AND ({condition.sql})"
-    after = decode_cursor(req.params.get("cursor"), "problems", 2)
+    after = decode_cursor(req.params.get("cursor"), "problems", 2, numeric_first=True)
     if after:
-        if not is_digits(after[0]):
-            raise ReportError("cursor: damaged; pass next_cursor from the previous page unchanged")
         where += " AND (toUnixTimestamp64Nano(Timestamp), SpanId) < ({c_ns:Int64}, {c_span:String})"
         parameters.update(c_ns=int(after[0]), c_span=after[1])
     sql = ("SELECT toString(Timestamp, {tz:String}) AS timestamp, AgentName AS agent, ActivityType AS activity_type, "

@@ -9,8 +9,7 @@ further (``type=llm_call``, ``where=...``).
 
 from __future__ import annotations
 
-from ...errors import ReportError
-from .base import CURSOR, ID, Output, Param, ReportRequest, decode_cursor, encode_cursor, is_digits, limit_param, page
+from .base import CURSOR, ID, Output, ReportRequest, decode_cursor, encode_cursor, limit_param, page
 
 COMMON = ("toString(Timestamp, {tz:String}) AS timestamp", "ActivityType AS activity_type", "SpanName AS name",
           "AgentName AS agent", "if(ActivityStatus != '', ActivityStatus, lower(StatusCode)) AS status",
@@ -26,11 +25,9 @@ def _timeline(req: ReportRequest, id_column: str, extra: tuple[str, ...]) -> Out
     limit = req.params["limit"]
     kind = f"timeline:{id_column}"
     parameters = {**condition.parameters, "id": req.params["id"], "row_limit": limit + 1, "tz": req.time_zone}
-    after = decode_cursor(req.params.get("cursor"), kind, 2)
+    after = decode_cursor(req.params.get("cursor"), kind, 2, numeric_first=True)
     where = f"{id_column} = {{id:String}} AND ({condition.sql})"
     if after:
-        if not is_digits(after[0]):
-            raise ReportError("cursor: damaged; pass next_cursor from the previous page unchanged")
         where += " AND (toUnixTimestamp64Nano(Timestamp), SpanId) > ({c_ns:Int64}, {c_span:String})"
         parameters.update(c_ns=int(after[0]), c_span=after[1])
     sql = (f"SELECT {', '.join(COMMON + extra)}, {TIME_ORDER} FROM {req.tables.spans} WHERE {where} "
@@ -74,10 +71,8 @@ def conversation(req: ReportRequest) -> Output:
     parameters = {**condition.parameters, "id": req.params["id"], "row_limit": limit + 1, "tz": req.time_zone}
     where = (f"ConversationId = {{id:String}} AND mapContains(SpanAttributes, 'spanledger.conversation.sequence') "
              f"AND ({condition.sql})")
-    after = decode_cursor(req.params.get("cursor"), "conversation", 2)
+    after = decode_cursor(req.params.get("cursor"), "conversation", 2, numeric_first=True)
     if after:
-        if not is_digits(after[0]):
-            raise ReportError("cursor: damaged; pass next_cursor from the previous page unchanged")
         where += f" AND ({SEQUENCE}, SpanId) > ({{c_seq:UInt64}}, {{c_span:String}})"
         parameters.update(c_seq=int(after[0]), c_span=after[1])
     sql = (f"SELECT {SEQUENCE} AS sequence, SpanAttributes['spanledger.conversation.activity'] AS step, "
