@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import threading
@@ -105,6 +106,15 @@ def measure(data_dir: str, repeats: int) -> dict:
             return list(result.column_names), [list(r) for r in result.result_rows]
 
         out = {}
+        # a calibration row: one plain scan through run_query, to compare with MEASURED.md on a busy machine
+        scan = []
+        for i in range(repeats):
+            t0 = time.perf_counter()
+            run_query(collector, "SELECT count(), sum(TotalCost) FROM spanledger.otel_traces "
+                      "WHERE Timestamp >= {s:DateTime64(3)}", {"s": now - timedelta(days=30, milliseconds=i)},
+                      tenant=None)
+            scan.append((time.perf_counter() - t0) * 1e3)
+        out["_reference_scan"] = _stats(scan)
         client = httpx.Client(timeout=60)
         for name, (report, params) in _cases(ids, now).items():
             run_report(report, params(10_000), execute=execute, price_book=collector.price_book, operator=True,
@@ -150,7 +160,8 @@ def main() -> None:
         result = in_fresh_process(measure, data_dir, args.repeats)
     finally:
         shutil.rmtree(args.workdir, ignore_errors=True)
-    print(f"store: {result.pop('_spans'):,} spans (filled in {fill_s:.0f} s); p50 / p95 ms over {args.repeats} runs")
+    print(f"store: {result.pop('_spans'):,} spans (filled in {fill_s:.0f} s); p50 / p95 ms over {args.repeats} runs; "
+          f"reference scan (count + sum over 30 days) {result.pop('_reference_scan')}; load {os.getloadavg()[0]:.1f}")
     print(f"{'report':<20} {'engine-side':>14} {'API':>14}  rows  source / target")
     for name, r in result.items():
         print(f"{name:<20} {r['engine']['p50_ms']:>6} / {r['engine']['p95_ms']:<6} {r['api']['p50_ms']:>6} / "
