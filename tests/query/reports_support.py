@@ -14,6 +14,7 @@ import datetime as dt
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -279,3 +280,16 @@ class ReportsServer:
     def close(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+@contextmanager
+def served(tmp_dir: Path):
+    """A filled collector and the reports router over it: (server, sent); ``server.collector`` is the collector."""
+    collector, sent = fill(tmp_dir)
+    server = ReportsServer(collector)
+    server.collector = collector
+    try:
+        yield server, sent
+    finally:
+        server.close()
+        collector.stop()

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "query"))
 
-from reports_support import OPERATOR, TOKENS, ReportsServer, fill  # noqa: E402
+from reports_support import OPERATOR, TOKENS, served  # noqa: E402
 from spanledger.collector.query.reports import REPORTS  # noqa: E402
 
 ALIASES = ["/v1/conversations/{x}", "/v1/projects/{x}/timeline", "/v1/tickets/{x}/history", "/v1/sessions/{x}"]
@@ -31,12 +31,8 @@ INJECTIONS = [
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
-    collector, sent = fill(tmp_path_factory.mktemp("reports-attacks"))
-    server = ReportsServer(collector)
-    server.collector = collector
-    yield server, sent
-    server.close()
-    collector.stop()
+    with served(tmp_path_factory.mktemp("reports-attacks")) as pair:
+        yield pair
 
 
 def count_rows(collector) -> int:

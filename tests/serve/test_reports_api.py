@@ -11,18 +11,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "query"))
 
-from reports_support import CONFIG, OPERATOR, TOKENS, ReportsServer, expected_spend, fill  # noqa: E402
+from reports_support import CONFIG, OPERATOR, TOKENS, ReportsServer, expected_spend, served  # noqa: E402
 from spanledger.collector.query.reports import REPORTS  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
-    collector, sent = fill(tmp_path_factory.mktemp("reports-api"))
-    server = ReportsServer(collector)
-    server.collector = collector
-    yield server, sent
-    server.close()
-    collector.stop()
+    with served(tmp_path_factory.mktemp("reports-api")) as pair:
+        yield pair
 
 
 def objects(body):
@@ -142,7 +138,6 @@ def test_no_token_is_401(api):
 def test_the_deployment_time_zone_buckets_and_is_named(api):
     from types import SimpleNamespace
 
-    from reports_support import ReportsServer as Server
     from spanledger.collector.config import ConfigError, load_config
 
     server, sent = api
@@ -151,7 +146,7 @@ def test_the_deployment_time_zone_buckets_and_is_named(api):
     tokyo = load_config(text=CONFIG.replace("extensions:\n", "extensions:\n  spanledger_api: {time_zone: Asia/Tokyo}\n"))
     real = server.collector  # the same store, served by a deployment configured for Tokyo
     deployment = SimpleNamespace(config=tokyo, store=real.store, price_book=real.price_book)
-    other = Server(deployment)
+    other = ReportsServer(deployment)
     try:
         body = other.get("/v1/analytics/summary", TOKENS["acme"]).json()
         assert body["time_zone"] == "Asia/Tokyo"
