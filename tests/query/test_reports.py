@@ -287,3 +287,17 @@ def test_tenant_totals_are_their_own(filled):
 def test_a_tenant_cannot_filter_by_tenant(filled):
     with pytest.raises(FilterError, match="operator token"):
         report(filled, "spend", "acme", tenant="globex")
+
+
+def test_a_filter_the_rollup_lacks_switches_to_raw_spans_and_says_so(filled):
+    _, sent = filled
+    out = report(filled, "spend", group_by="model", bucket="none", type="llm_call")
+    assert out["source"] == "spanledger.otel_traces"
+    assert out["notes"] and "'type' is not available here" in out["notes"][0]
+    want = expected_spend(calls_of(sent, "acme"), lambda c: c.model)
+    got = {r["model"]: r for r in objects(out)}
+    assert set(got) == set(want)
+    for model, row in got.items():
+        check_spend_row(row, want[model])
+    top = report(filled, "top", key="user", type="agent_run")
+    assert top["source"] == "spanledger.otel_traces" and all(Decimal(r["usd"]) == 0 for r in objects(top))
