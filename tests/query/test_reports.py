@@ -301,3 +301,15 @@ def test_a_filter_the_rollup_lacks_switches_to_raw_spans_and_says_so(filled):
         check_spend_row(row, want[model])
     top = report(filled, "top", key="user", type="agent_run")
     assert top["source"] == "spanledger.otel_traces" and all(Decimal(r["usd"]) == 0 for r in objects(top))
+
+
+def test_an_empty_answer_still_names_its_columns(filled):
+    out = report(filled, "conversation", id="no-such-conversation")
+    assert out["rows"] == [] and out["next_cursor"] is None
+    assert out["columns"][:2] == ["sequence", "step"]
+
+
+def test_spend_says_when_it_cut_rows(filled):
+    out = report(filled, "spend", group_by="user", bucket="day", limit=3)
+    assert len(out["rows"]) == 3 and out["truncated"] is True
+    assert any("more than 3 rows" in note for note in out["notes"])

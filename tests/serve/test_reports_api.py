@@ -158,3 +158,17 @@ def test_the_deployment_time_zone_buckets_and_is_named(api):
         assert other.get("/v1/analytics/summary", TOKENS["acme"], {"time_zone": "UTC"}).json()["time_zone"] == "UTC"
     finally:
         other.close()
+
+
+def test_a_store_not_reachable_yet_is_503_with_retry_after(api):
+    from types import SimpleNamespace
+
+    server, _ = api
+    starting = SimpleNamespace(config=server.collector.config, store=lambda: None, price_book=None)
+    other = ReportsServer(starting)  # a collector whose storage has not connected yet
+    try:
+        response = other.get("/v1/reports/spend", TOKENS["acme"])
+        assert response.status_code == 503 and response.headers["retry-after"] == "2"
+        assert "not reachable yet" in response.json()["error"]
+    finally:
+        other.close()
