@@ -79,6 +79,8 @@ _FILTER_DOCS = [{"name": name, "type": "number" if f.numeric else "string",
 def _named(execute: Execute) -> Execute:
     """``execute`` that names the columns of an empty answer too (the embedded engine sends none then)."""
     def run(sql: str, parameters: dict[str, Any]):
+        # only what the text binds: a client given values but no {name:Type} would format them in itself
+        parameters = {k: v for k, v in parameters.items() if "{" + k + ":" in sql}
         names, rows = execute(sql, parameters)
         if not names and not rows:
             _, described = execute(f"DESCRIBE ({sql})", parameters)

@@ -45,5 +45,5 @@ def saving_expression(rates: dict[tuple[str, str], Decimal] | None, tokens: str,
                   "sv_r": [format(rates[k], "f") for k in keys]}
     index = (f"arrayFirstIndex((p, m) -> p = {provider} AND m = lower({model}), "
              "{sv_p:Array(String)}, {sv_m:Array(String)})")
-    rate = f"arrayElement(arrayMap(x -> toDecimal128(x, 18), {{sv_r:Array(String)}}), {index})"
+    rate = f"arrayElement(CAST({{sv_r:Array(String)}}, 'Array(Decimal(38, 18))'), {index})"
     return f"sumIf({tokens} * {rate}, {tokens} > 0)", parameters

@@ -29,19 +29,27 @@ TOP_KEYS = ("user", "session", "trace", "ticket", "project", "agent", "model", "
 UNPRICED = "CostSource IN ('unknown_model', '')"
 
 
-def _measures(rollup: bool, saving_sql: str) -> list[str]:
+def _per_model(rollup: bool) -> list[str]:
+    """The sums per group and model (inner query), from the rollup's columns or from raw spans."""
     if rollup:
-        calls = ["sum(LlmCalls) AS llm_calls", f"sumIf(LlmCalls, {UNPRICED}) AS unpriced_calls",
-                 f"sumIf(InputTokens + OutputTokens, {UNPRICED} AND LlmCalls > 0) AS unpriced_tokens",
-                 "sum(TotalCost) AS usd"]
+        calls = ["sum(LlmCalls) AS i_calls", f"sumIf(LlmCalls, {UNPRICED}) AS i_unpriced",
+                 f"sumIf(InputTokens + OutputTokens, {UNPRICED} AND LlmCalls > 0) AS i_unpriced_tokens",
+                 "sum(TotalCost) AS i_usd"]
     else:
-        calls = ["countIf(Model != '') AS llm_calls", f"countIf(Model != '' AND {UNPRICED}) AS unpriced_calls",
-                 f"sumIf(InputTokens + OutputTokens, Model != '' AND {UNPRICED}) AS unpriced_tokens",
-                 "sum(toDecimal128(TotalCost, 12)) AS usd"]
-    return calls + [
-        "sum(InputTokens) AS input_tokens", "sum(OutputTokens) AS output_tokens",
-        "sum(CacheReadTokens) AS cache_read_tokens", "sum(CacheWriteTokens) AS cache_write_tokens",
-        "sum(ReasoningTokens) AS reasoning_tokens",
+        calls = ["countIf(Model != '') AS i_calls", f"countIf(Model != '' AND {UNPRICED}) AS i_unpriced",
+                 f"sumIf(InputTokens + OutputTokens, Model != '' AND {UNPRICED}) AS i_unpriced_tokens",
+                 "sum(toDecimal128(TotalCost, 12)) AS i_usd"]
+    return calls + ["sum(InputTokens) AS i_in", "sum(OutputTokens) AS i_out", "sum(CacheReadTokens) AS i_cache",
+                    "sum(CacheWriteTokens) AS i_cache_write", "sum(ReasoningTokens) AS i_reasoning"]
+
+
+def _measures(saving_sql: str) -> list[str]:
+    """The report's columns, summed over a group's models (outer query)."""
+    return [
+        "sum(i_calls) AS llm_calls", "sum(i_unpriced) AS unpriced_calls", "sum(i_unpriced_tokens) AS unpriced_tokens",
+        "sum(i_usd) AS usd", "sum(i_in) AS input_tokens", "sum(i_out) AS output_tokens",
+        "sum(i_cache) AS cache_read_tokens", "sum(i_cache_write) AS cache_write_tokens",
+        "sum(i_reasoning) AS reasoning_tokens",
         "if(input_tokens = 0, NULL, round(cache_read_tokens / input_tokens, 6)) AS cache_hit_ratio",
         f"{saving_sql} AS cache_savings_usd",
         "if(output_tokens = 0, NULL, round(reasoning_tokens / output_tokens, 6)) AS reasoning_share",
@@ -64,12 +72,16 @@ def spend(req: ReportRequest) -> Output:
     rollup, condition, why_raw = req.choose_tier(columns)
     notes = [f"read raw spans because {why_raw}"] if why_raw else []
     table = req.tables.usage_hourly if rollup else req.tables.spans
-    saving_sql, parameters = saving_expression(_rates(req, table, condition, notes), "CacheReadTokens")
+    # the saving rate is looked up once per group and model (inner query), not once per span
+    saving_sql, parameters = saving_expression(_rates(req, table, condition, notes), "i_cache",
+                                               provider="sv_provider", model="sv_model")
     bucket = bucket_expression(req.params["bucket"], "Hour" if rollup else "Timestamp")
     select = ([f"{bucket} AS bucket"] if bucket else []) + [f"{GROUP_KEYS[k]} AS {k}" for k in keys]
     group = (["bucket"] if bucket else []) + list(keys)
     limit = req.params["limit"]
-    sql = (f"SELECT {', '.join(select + _measures(rollup, saving_sql))} FROM {table} WHERE {condition.sql}"
+    inner = (f"SELECT {', '.join(select + ['Provider AS sv_provider', 'lower(Model) AS sv_model'] + _per_model(rollup))} "
+             f"FROM {table} WHERE {condition.sql} GROUP BY {', '.join(group + ['sv_provider', 'sv_model'])}")
+    sql = (f"SELECT {', '.join(group + _measures(saving_sql))} FROM ({inner})"
            + (f" GROUP BY {', '.join(group)}" if group else "")
            # groups with no model activity (agent runs, tool calls) are left out, not shown as zeros
            + " HAVING llm_calls > 0 OR usd != 0 OR input_tokens + output_tokens > 0"
