@@ -86,7 +86,7 @@ SCHEMA: dict[str, Any] = {
     }},
     "extensions": {
         "bearertokenauth": {"tokens": (_LIST, []), "filename": (_STR, ""), "tenants": (_MAP, {})},
-        "spanledger_api": {"endpoint": (_STR, "localhost:4319"),
+        "spanledger_api": {"endpoint": (_STR, "localhost:4319"), "time_zone": (_STR, "UTC"),
                            "tls": {"cert_file": (_STR, ""), "key_file": (_STR, "")},
                            "query_limits": {"timeout": (_DUR, 30.0), "max_memory_mib": (_INT, 0),
                                             "max_rows_to_read": (_INT, 2_000_000_000),
@@ -224,6 +224,12 @@ def _check_pipelines(config: CollectorConfig) -> None:
         if ext not in SCHEMA["extensions"]:
             raise ConfigError(f"service.extensions: {ext!r} is not available "
                               f"(this collector has: {', '.join(sorted(SCHEMA['extensions']))})")
+    zone = config.get("extensions.spanledger_api.time_zone")
+    import zoneinfo
+
+    if zone != "UTC" and zone not in zoneinfo.available_timezones():
+        raise ConfigError(f"extensions.spanledger_api.time_zone: {zone!r} is not an IANA time zone "
+                          "(write e.g. UTC, Europe/Paris, America/New_York)")
     level = config.get("service.telemetry.logs.level")
     if level.lower() not in ("debug", "info", "warn", "warning", "error"):
         raise ConfigError(f"service.telemetry.logs.level: {level!r} is not a level (debug, info, warn, error)")

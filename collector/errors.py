@@ -141,3 +141,7 @@ def engine_error_code(exc: BaseException) -> int | None:
         return code
     match = _CODE.search(str(exc))
     return int(match.group(1)) if match else None
+
+
+class ReportError(SpanledgerError):
+    """A report parameter that is not valid (HTTP 400); the message names it and says what to give."""
