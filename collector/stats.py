@@ -20,6 +20,6 @@ class IngestStats:
     segments_stored: int = 0
     store_failures: int = 0
     segments_quarantined: int = 0
-    spans_repriced: int = 0
+    models_priced: int = 0  # (provider, model) pairs whose prices were published before their first segment
     last_store_error: str = ""
     started_at: float = field(default_factory=time.time)

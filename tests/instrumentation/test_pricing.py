@@ -104,7 +104,9 @@ def test_rates_follow_genai_prices_for_cache_defaults_and_tiers() -> None:
     assert (gpt4.cache_read_mtok, gpt4.cache_write_mtok) == (Decimal(30), Decimal(30))  # no cache price: input rate
     pro = PriceBook().rates("google", "gemini-2.5-pro")
     assert pro is not None
-    assert (pro.tier_threshold_tokens, pro.tier_input_mtok, pro.tier_output_mtok) == (200_000, Decimal("2.5"), Decimal(15))
+    tiers = pro.period_at().tiers  # the base rates, then the long-context tier
+    assert [(t.above_input_tokens, t.input_mtok, t.output_mtok) for t in tiers] == [
+        (-1, Decimal("1.25"), Decimal(10)), (200_000, Decimal("2.5"), Decimal(15))]
     assert (pro.provider_id, pro.model_id, pro.source, pro.pricing_model) == (
         "google", "gemini-2.5-pro", "genai-prices", "google/gemini-2.5-pro",
     )  # fmt: skip
