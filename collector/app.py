@@ -91,7 +91,10 @@ def load_price_book(config: CollectorConfig):
     from ..pricing import PriceBook
 
     overrides_file = config.get("exporters.clickhouse.pricing.overrides_file")
-    return PriceBook.from_file(overrides_file) if overrides_file else PriceBook()
+    try:
+        return PriceBook.from_file(overrides_file) if overrides_file else PriceBook()
+    except ValueError as exc:  # the message names the file, the entry and the key (docs/pricing.md)
+        raise ConfigError(f"exporters.clickhouse.pricing.overrides_file: {exc}") from exc
 
 
 class Collector:

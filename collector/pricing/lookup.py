@@ -69,6 +69,7 @@ class CollectorPricing:
         self.db = store.options.database
         self.resolver = resolver_id(price_book)
         self._published: set[tuple[str, str]] = set()
+        self.inserts = 0  # INSERT statements sent to the store (tests account for every insert with it)
         self._lock = threading.Lock()  # segment writers publish side by side
 
     def resolve(self, provider_key: str, model_key: str) -> ModelRates | None:
@@ -96,8 +97,10 @@ class CollectorPricing:
                 changed.append(row)
         if changed:
             self.store.insert_rows(RECORD_TABLE, changed, COLUMNS)
+            self.inserts += 1
         if rows:
             self.store.insert_rows(PRICES_TABLE, rows, COLUMNS)
+            self.inserts += 1
         with self._lock:
             self._published.update((p, m) for p, m, *_ in current)
         return len(changed)
@@ -149,6 +152,7 @@ class CollectorPricing:
         if rows:  # the record first: a pair in the Join is always one the next start re-resolves
             self.store.insert_rows(RECORD_TABLE, rows, COLUMNS)
             self.store.insert_rows(PRICES_TABLE, rows, COLUMNS)
+            self.inserts += 2
 
 
 def _comparable(schedule) -> tuple:

@@ -34,6 +34,8 @@ _GEN_AI = re.compile(rb"gen_ai\.(provider\.name|system|response\.model|request\.
 _LLM = re.compile(rb"llm\.(provider|system|model_name|response\.model|request\.model)\x12")
 _PROVIDER_SUFFIXES = frozenset({b"provider.name", b"system", b"provider"})
 MAX_MODEL_BYTES = 1024  # longer values are not model names; the view would not find them priced either
+_ALL_KEYS = frozenset(PROVIDER_KEYS + MODEL_KEYS)
+CROSS_PRODUCT_LIMIT = 256  # above this many (provider x model) combinations, read each span's own pair
 MAX_PAIRS = 10_000  # a request naming more distinct models than this is priced for the first ones only
 
 
@@ -57,8 +59,43 @@ def model_pairs(data: bytes) -> frozenset[tuple[str, str]]:
             (raw_providers if match.group(1) in _PROVIDER_SUFFIXES else raw_models).add(value)
     providers = {""} | {text for text in map(_text, raw_providers) if text is not None}
     models = {text for text in map(_text, raw_models) if text}
+    if len(providers) * len(models) > CROSS_PRODUCT_LIMIT:
+        # many providers and models in one request (a gateway, or someone hostile): the cross
+        # product would fill the lookup with pairs no span has, so read each span's own pair
+        exact = _pairs_per_span(data)
+        if exact is not None:
+            return frozenset(sorted(exact)[:MAX_PAIRS])
     pairs = frozenset((p, m) for p in providers for m in models)
     return pairs if len(pairs) <= MAX_PAIRS else frozenset(sorted(pairs)[:MAX_PAIRS])
+
+
+def _pairs_per_span(data: bytes) -> set[tuple[str, str]] | None:
+    """Each span's own pairs (decoding the request); None if ``data`` is not one request."""
+    from google.protobuf.message import DecodeError
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(data)
+    except DecodeError:
+        return None  # e.g. a whole WAL segment: keep the cross product
+    pairs = set()
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                # every value of the keys, not only the first by precedence: a span may repeat a key
+                models, providers = set(), {""}
+                for kv in span.attributes:
+                    if kv.key in _ALL_KEYS and kv.value.WhichOneof("value") == "string_value":
+                        raw = kv.value.string_value.encode()
+                        if kv.key in PROVIDER_KEYS:
+                            providers.add(_text(raw) or "")
+                        elif raw and len(raw) <= MAX_MODEL_BYTES:
+                            models.add(_text(raw))
+                pairs.update((p, m) for p in providers for m in models)
+                if len(pairs) > MAX_PAIRS:
+                    return pairs
+    return pairs
 
 
 def _text(value: bytes) -> str | None:
