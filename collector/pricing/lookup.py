@@ -156,4 +156,6 @@ class CollectorPricing:
 
 
 def _comparable(schedule) -> tuple:
+    if isinstance(schedule, dict):  # clickhouse-connect reads a named Tuple back as a dict
+        schedule = tuple(schedule.values())
     return tuple(tuple(Decimal(v) if isinstance(v, (Decimal, float)) else v for v in column) for column in schedule)

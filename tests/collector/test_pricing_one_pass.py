@@ -181,3 +181,28 @@ def test_spans_an_older_collector_parked_are_stored_priced_at_upgrade(collector)
     # 1000 x $2.50/M + 500 x $10/M (OpenAI's published gpt-4o price; changes with genai-prices data)
     assert got == [{"SpanName": "parked", "CostSource": "computed", "TotalCost": Decimal("0.0075")}]
     assert collector.pricing.adopt_parked_spans() == 0  # the table is gone
+
+
+def test_new_prices_at_restart_apply_to_new_spans_and_never_rewrite_stored_ones(tmp_path, collector_factory) -> None:
+    data_dir = tmp_path / "data"
+    first = collector_factory(data_dir=data_dir)
+    client = RawClient(first.server.address)
+    client.export(_request([("before", "openai", "gpt-4o")]))
+    client.close()
+    wait_stored(first, 1)
+    stored_before = rows(first, "SELECT TotalCost FROM spanledger.otel_traces")[0]["TotalCost"]
+    first.stop()
+    # new price data (here: an override; a `pip install -U genai-prices` takes the same path)
+    prices = tmp_path / "prices.toml"
+    prices.write_text('[[models]]\nmodel = "gpt-4o"\ninput_mtok = "1"\noutput_mtok = "2"\n')
+    again = collector_factory(FAST_BATCH + f"exporters:\n  clickhouse:\n    pricing:\n      overrides_file: {prices}\n",
+                              data_dir=data_dir)
+    assert again.pricing.refresh() == 0  # start-up already re-resolved it; a second pass finds nothing new
+    client = RawClient(again.server.address)
+    client.export(_request([("after", "openai", "gpt-4o")]))
+    client.close()
+    wait_stored(again, 2)
+    got = {r["SpanName"]: r["TotalCost"] for r in rows(again, "SELECT SpanName, TotalCost FROM spanledger.otel_traces")}
+    assert got["before"] == stored_before  # never rewritten
+    # 8,000 uncached + 4,000 cache reads at $1/M (cache defaults to input) + 900 out at $2/M
+    assert got["after"] == Decimal("0.0138")
