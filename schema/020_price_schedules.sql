@@ -50,28 +50,7 @@ CREATE TABLE IF NOT EXISTS ${database}.spanledger_price_schedules ${on_cluster}
 ENGINE = ${replacing_merge_tree}(ResolvedAt)
 ORDER BY (ProviderKey, ModelKey);
 
-CREATE TABLE IF NOT EXISTS ${database}.spanledger_prices ${on_cluster}
-(
-    ProviderKey String,
-    ModelKey String,
-    Known UInt8,  -- 1: priced; 2: resolved, no price known (0 is what a missing key reads as)
-    -- per-token rates (USD), exact to 18 decimals; see spanledger.pricing_rules for the rules
-    Schedule Tuple(
-        period_from_day Array(Int32),          -- UTC days since 1970-01-01
-        period_daily_from_ns Array(UInt64),    -- UTC time-of-day window [from, to), wraps past midnight
-        period_daily_to_ns Array(UInt64),
-        period_request_usd Array(Decimal(38, 18)),
-        tier_period Array(UInt16),             -- 1-based period of each tier row
-        tier_above Array(Int64),               -- -1: the base rates
-        input Array(Decimal(38, 18)),
-        output Array(Decimal(38, 18)),
-        cache_read Array(Decimal(38, 18)),
-        cache_write Array(Decimal(38, 18)),
-        reasoning Array(Decimal(38, 18))),
-    MatchedModel String,
-    PriceSource LowCardinality(String),
-    Resolver String,  -- genai-prices version and overrides digest that produced the row
-    ResolvedAt DateTime64(6) DEFAULT now64(6)
-)
+-- What the pipeline reads (joinGet): the same columns, the last row of each key.
+CREATE TABLE IF NOT EXISTS ${database}.spanledger_prices ${on_cluster} AS ${database}.spanledger_price_schedules
 ENGINE = Join(ANY, LEFT, ProviderKey, ModelKey)
 SETTINGS join_any_take_last_row = 1;

@@ -233,3 +233,39 @@ def test_decimal_text_never_uses_exponents() -> None:
     assert decimal_text(Decimal("0.00200000")) == "0.002"
     assert decimal_text(Decimal("100.0")) == "100"
     assert decimal_text(Decimal(0)) == "0"
+
+
+def test_llm_call_cost_attributes_match_genai_prices_on_every_model(captured_spans) -> None:
+    """The SDK's own span attributes, priced at the span's start, against genai-prices' figure at that time."""
+    import sys
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    import spanledger
+    from genai_prices import Usage, calc_price
+    from spanledger import semconv as sc
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "collector"))
+    from pricing_cases import every_model_cases
+
+    cases, _ = every_model_cases(seed=11)
+    first_per_model = {}
+    for case in cases:
+        first_per_model.setdefault((case.provider, case.model, case.usage.input_tokens > 200_000), case)
+    wrong = []
+    for case in first_per_model.values():
+        captured_spans.clear()
+        with spanledger.llm_call(case.model, provider=case.provider) as call:
+            call.set_usage(case.usage)
+        (span,) = captured_spans.spans()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            u = case.usage
+            ref = calc_price(Usage(input_tokens=u.input_tokens, output_tokens=u.output_tokens,
+                                   cache_read_tokens=u.cache_read_tokens, cache_write_tokens=u.cache_creation_tokens,
+                                   output_reasoning_tokens=u.reasoning_tokens), case.model, provider_id=case.provider,
+                             genai_request_timestamp=datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=span.start_time // 1000))
+        attrs = span.attributes
+        if attrs.get(sc.COST_SOURCE) != "computed" or abs(Decimal(attrs[sc.COST_TOTAL_USD]) - ref.total_price) > Decimal("1e-9"):
+            wrong.append((case.provider, case.model, dict(attrs), ref.total_price))
+    assert len(first_per_model) > 2_200 and not wrong, wrong[:3]
