@@ -112,3 +112,24 @@ def every_model_cases(seed: int = 20261202) -> tuple[list[Case], list[tuple[str,
                     cases.append(Case(provider.id, model.id, usage, at_us, ref.input_price, ref.output_price,
                                       ref.total_price))
     return cases, skipped
+
+
+def coverage(cases: list[Case]) -> dict[str, int]:
+    """How many cases exercise each rule, judged by genai-prices alone: so a test notices when they stop."""
+    from genai_prices import Usage, calc_price
+
+    priced_other_day = 0
+    for c in cases:
+        u = c.usage
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            now = calc_price(Usage(input_tokens=u.input_tokens, output_tokens=u.output_tokens,
+                                   cache_read_tokens=u.cache_read_tokens, cache_write_tokens=u.cache_creation_tokens,
+                                   output_reasoning_tokens=u.reasoning_tokens), c.model, provider_id=c.provider)
+        priced_other_day += now.total_price != c.total_usd
+    return {
+        "priced_differently_than_today": priced_other_day,
+        "with_request_fee": sum(c.total_usd > c.input_usd + c.output_usd for c in cases),
+        "with_cache_writes": sum(c.usage.cache_creation_tokens > 0 for c in cases),
+        "with_reasoning": sum(c.usage.reasoning_tokens > 0 for c in cases),
+    }

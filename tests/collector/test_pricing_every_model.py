@@ -19,7 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from collector_support import RawClient, make_span, new_request, wait_stored  # noqa: E402
-from pricing_cases import DAY_US, every_model_cases  # noqa: E402
+from pricing_cases import DAY_US, coverage, every_model_cases  # noqa: E402
 
 from spanledger.pricing import PriceBook  # noqa: E402
 
@@ -35,6 +35,11 @@ def cases():
     # genai-prices 0.2.x prices 2,245 models with token usage; the rest need units spans do not carry
     assert len({(c.provider, c.model) for c in found}) >= 2_200, skipped[:5]
     assert len({c.provider for c in found}) >= 40
+    # the rules are all exercised (counted with genai-prices alone): dates and off-peak hours,
+    # per-request fees, cache writes, reasoning; tiers are reached by construction (every threshold, +1)
+    covered = coverage(found)
+    assert covered["priced_differently_than_today"] >= 100 and covered["with_request_fee"] >= 1, covered
+    assert covered["with_cache_writes"] >= 1_000 and covered["with_reasoning"] >= 1_000, covered
     return found
 
 

@@ -269,3 +269,34 @@ def test_llm_call_cost_attributes_match_genai_prices_on_every_model(captured_spa
         if attrs.get(sc.COST_SOURCE) != "computed" or abs(Decimal(attrs[sc.COST_TOTAL_USD]) - ref.total_price) > Decimal("1e-9"):
             wrong.append((case.provider, case.model, dict(attrs), ref.total_price))
     assert len(first_per_model) > 2_200 and not wrong, wrong[:3]
+
+
+def test_rules_written_out_windows_thresholds_and_fees() -> None:
+    """The rules of spanledger.pricing_rules on a hand-made schedule (rates invented for the test)."""
+    from spanledger.pricing_rules import DAY_NS, ModelRates, PricePeriod, cost_from_rates, tier_with_defaults
+
+    base = tier_with_defaults(-1, Decimal(1), Decimal(2))
+    from_zero = tier_with_defaults(0, Decimal(10), Decimal(20))  # threshold 0: any call with an input token
+    off_peak = PricePeriod((tier_with_defaults(-1, Decimal("0.5"), Decimal(1)),), daily_from_ns=22 * 3600 * 10**9,
+                           daily_to_ns=6 * 3600 * 10**9)  # 22:00-06:00 UTC, over midnight
+    rates = ModelRates((PricePeriod((base, from_zero), request_usd=Decimal("0.01")), off_peak))
+    noon, midnight, six = 12 * 3600 * 10**9, 0, 6 * 3600 * 10**9
+    day = 20_000 * DAY_NS
+    assert cost_from_rates(rates, TokenUsage(0, 1_000_000), day + noon).total_usd == Decimal("2.01")  # base + fee
+    assert cost_from_rates(rates, TokenUsage(1, 0), day + noon).total_usd == Decimal("0.00001") + Decimal("0.01")
+    assert cost_from_rates(rates, TokenUsage(10**6, 0), day + midnight).total_usd == Decimal("0.5")  # off-peak, no fee
+    assert cost_from_rates(rates, TokenUsage(10**6, 0), day + six).total_usd == Decimal("10.01")  # window end excluded
+    assert cost_from_rates(rates, TokenUsage(10**6, 0), day + six - 1).total_usd == Decimal("0.5")
+    # cache and reasoning rates default to input and output rates: nothing is counted twice
+    cost = cost_from_rates(rates, TokenUsage(10**6, 10**6, cache_read_tokens=4 * 10**5, reasoning_tokens=3 * 10**5), day + noon)
+    assert (cost.input_usd, cost.output_usd, cost.request_usd) == (Decimal(10), Decimal(20), Decimal("0.01"))
+
+
+def test_override_tier_rates_fall_back_to_the_entry_then_to_defaults() -> None:
+    override = ModelPriceOverride.from_mapping({
+        "model": "m", "input_mtok": "1", "output_mtok": "2", "cache_read_mtok": "0.1",
+        "tiers": [{"above_input_tokens": 1000, "input_mtok": "3"}]})
+    (_, tier) = override.period.tiers
+    # output: the entry's (given); cache read: the entry's (given); cache write and reasoning: the tier's own defaults
+    assert (tier.input_mtok, tier.output_mtok, tier.cache_read_mtok, tier.cache_write_mtok, tier.reasoning_mtok) == (
+        Decimal(3), Decimal(2), Decimal("0.1"), Decimal(3), Decimal(2))
