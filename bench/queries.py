@@ -108,6 +108,7 @@ def run_queries(execute, trace_ids: list[str], repeats: int, now: datetime) -> d
 # --- filling a store (runs in its own process: it opens the embedded engine) -----
 def fill_and_query_direct(data_dir: str, n_spans: int, repeats: int, seed: int = 3) -> dict:
     from spanledger.collector.pricing.lookup import CollectorPricing
+    from spanledger.collector.pricing.pairs import model_pairs
     from spanledger.collector.store import Store, StoreConfig, migrate
     from spanledger.collector.wal import encode_record
     from spanledger.pricing import default_price_book
@@ -137,12 +138,10 @@ def fill_and_query_direct(data_dir: str, n_spans: int, repeats: int, seed: int =
         done += tpl.spans
         if seg_spans + 1000 > max_spans or done >= base:
             seg_path.write_bytes(b"".join(seg))
+            pricing.publish_pairs(model_pairs(seg_path.read_bytes()))  # as the collector does before each load
             store.load_segment(seg_path, f"fill-{n}")
             n += 1
-            if n == 1:
-                pricing.resolve_staged()
             seg, seg_spans = [], 0
-    pricing.resolve_staged()
     seg_path.unlink(missing_ok=True)
     pipeline_s = time.perf_counter() - t0
     t1 = time.perf_counter()

@@ -98,15 +98,18 @@ def pipeline_insert(templates: list[bytes], n_requests: int, workdir: str, nonce
 
     store = _open_store(work / "store")
     pricing = CollectorPricing(store, default_price_book())
+    # steady state: every model of the payload already priced (the collector publishes before each load)
+    from spanledger.collector.pricing.pairs import model_pairs
+
+    pricing.publish_pairs(set().union(*(model_pairs(path.read_bytes()) for path, _ in segments)))
     store.load_segment(segments[0][0], "warmup")
-    pricing.resolve_staged()  # steady state: every model of the payload already priced
 
     t0, c0 = time.perf_counter(), _cpu()
     for n, (path, _) in enumerate(segments[1:], 1):
         store.load_segment(path, f"seg-{n}")
     wall, cpu = time.perf_counter() - t0, _cpu() - c0
     spans = sum(s for _, s in segments[1:])
-    staged = store.write_query("SELECT count() FROM spanledger.spanledger_spans_unpriced").result_rows[0][0]
+    staged = store.write_query("SELECT countIf(CostSource = 'pending') FROM spanledger.otel_traces").result_rows[0][0]
     stored = store.write_query("SELECT count() FROM spanledger.otel_traces").result_rows[0][0]
 
     breakdown = _pipeline_breakdown(store, [p for p, _ in segments[1:]], spans)

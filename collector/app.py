@@ -21,8 +21,9 @@ from .config import CollectorConfig, ConfigError, bearer_tokens
 from .ingest.admission import AdmissionControl
 from .ingest.sink import WalSink
 from .stats import IngestStats
-from .writer.segment_writer import Backoff, SegmentWriter, SharedExclusiveLock
+from .writer.segment_writer import Backoff, SegmentWriter
 from .pricing.lookup import CollectorPricing
+from .pricing.pairs import model_pairs
 from .auth import TokenAuth
 from .ingest.grpc_receiver import OtlpGrpcServer, ReceiverSettings, TlsFiles, TraceExportHandler
 from .store import SchemaOptions, Store, StoreConfig, StoreUnavailable, migrate
@@ -99,7 +100,10 @@ def load_price_book(config: CollectorConfig):
     from ..pricing import PriceBook
 
     overrides_file = config.get("exporters.clickhouse.pricing.overrides_file")
-    return PriceBook.from_file(overrides_file) if overrides_file else PriceBook()
+    try:
+        return PriceBook.from_file(overrides_file) if overrides_file else PriceBook()
+    except ValueError as exc:  # the message names the file, the entry and the key (docs/pricing.md)
+        raise ConfigError(f"exporters.clickhouse.pricing.overrides_file: {exc}") from exc
 
 
 class Collector:
@@ -118,7 +122,6 @@ class Collector:
         self.pricing: CollectorPricing | None = None
         self.wal: WriteAheadLog | None = None
         self.writers: list[SegmentWriter] = []
-        self.ingest_gate = SharedExclusiveLock()  # segment loads vs moving parked spans
         self.server: OtlpGrpcServer | None = None
         self.sink: WalSink | None = None  # the one way into the WAL, shared by every receiver (gRPC, HTTP)
         self.auth = TokenAuth(bearer_tokens(config))
@@ -136,8 +139,9 @@ class Collector:
             store = Store(self.store_config)
             if self.config.get("exporters.clickhouse.create_schema"):
                 migrate(store.writer, store.options)
-            pricing = CollectorPricing(store, self.price_book, gate=self.ingest_gate)
-            pricing.rebuild_lookup()
+            pricing = CollectorPricing(store, self.price_book)
+            pricing.refresh()
+            pricing.adopt_parked_spans()
         except StoreUnavailable as exc:
             self.store_error = str(exc)
             if self.store_config.embedded and "another process" in str(exc):
@@ -166,9 +170,13 @@ class Collector:
         retry = self.config.get("exporters.clickhouse.retry_on_failure")
         return Backoff(initial_s=retry["initial_interval"], max_s=retry["max_interval"])
 
-    def _after_store(self, store: Store) -> None:
-        if self.pricing is not None:
-            self.stats.spans_repriced += self.pricing.resolve_staged()
+    def _price_segment(self, store: Store, segment) -> None:
+        """Before a segment is loaded: publish the prices of every model its spans name."""
+        pairs = segment.pairs if segment.pairs is not None else model_pairs(segment.path.read_bytes())
+        try:
+            self.stats.models_priced += self.pricing.publish_pairs(pairs)
+        except Exception as exc:  # the store refused the price rows: load nothing unpriced, retry later
+            raise StoreUnavailable(f"publishing prices before segment {segment.path.name} failed: {exc}") from exc
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -191,8 +199,8 @@ class Collector:
         limiter = self.config.get("processors.memory_limiter")
         self.admission = AdmissionControl(limiter["limit_mib"] << 20, limiter["check_interval"])
         consumers = max(1, self.config.get("exporters.clickhouse.sending_queue.num_consumers"))
-        self.writers = [SegmentWriter(self.wal, self.store, self.stats, self._backoff(), after_store=self._after_store,
-                                      admission=self.admission, gate=self.ingest_gate) for _ in range(consumers)]
+        self.writers = [SegmentWriter(self.wal, self.store, self.stats, self._backoff(), before_load=self._price_segment,
+                                      admission=self.admission) for _ in range(consumers)]
         for writer in self.writers:
             writer.start()
         self.sink = WalSink(self.wal, self.admission, self.stats)

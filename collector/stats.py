@@ -23,6 +23,6 @@ class IngestStats:
     segments_split: int = 0  # segments the store refused part of, stored piece by piece
     spans_quarantined: int = 0  # spans the store refused, kept in wal/quarantine/ with a .reason
     last_store_error_code: int = 0
-    spans_repriced: int = 0
+    models_priced: int = 0  # (provider, model) pairs whose prices were published before their first segment
     last_store_error: str = ""
     started_at: float = field(default_factory=time.time)

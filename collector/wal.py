@@ -249,6 +249,9 @@ class Segment:
     requests: int
     content_crc: int = 0  # CRC-32 of the segment's bytes
     instance: str = ""  # the collector's instance id (see ``instance_id``)
+    # (provider, model) pairs its spans may be priced under (collector/pricing/pairs.py),
+    # noted as requests arrived; None when unknown (recovered at start): then rescanned
+    pairs: frozenset | None = None
 
     @property
     def dedup_token(self) -> str:
@@ -265,6 +268,7 @@ class _Pending:
     data: bytes
     spans: int
     seq: int = 0
+    pairs: frozenset = frozenset()
 
 
 class WriteAheadLog:
@@ -312,6 +316,7 @@ class WriteAheadLog:
         self._file_spans = 0
         self._file_requests = 0
         self._file_crc = 0
+        self._file_pairs: set = set()
         self._file_opened_at = 0.0
         # fingerprints of every request found on disk at start (stored or not), so that a
         # client's retry after a restart is still recognised; only the fingerprints are kept
@@ -322,14 +327,14 @@ class WriteAheadLog:
         self._flusher.start()
 
     # -- appending ------------------------------------------------------------
-    def append(self, record: bytes, spans: int) -> None:
-        """Queue one encoded record and return once it is on disk (fsynced)."""
+    def append(self, record: bytes, spans: int, pairs: frozenset = frozenset()) -> None:
+        """Queue one encoded record and return once it is on disk (fsynced); ``pairs`` go with its segment."""
         with self._lock:
             if self._closing:
                 raise WalWriteError("the collector is shutting down")
             if self._unstored_bytes + len(record) > self.max_bytes:
                 raise WalFull(f"write-ahead log holds {self._unstored_bytes} unstored bytes (max_bytes={self.max_bytes})")
-            pending = _Pending(record, spans, self._next_seq)
+            pending = _Pending(record, spans, self._next_seq, pairs)
             self._next_seq += 1
             self._unstored_bytes += len(record)
             self._queue.append(pending)
@@ -391,6 +396,7 @@ class WriteAheadLog:
                 self._file_crc = zlib.crc32(data, self._file_crc)
                 self._file_spans += sum(p.spans for p in batch)
                 self._file_requests += len(batch)
+                self._file_pairs.update(*(p.pairs for p in batch))
             else:
                 for p in batch:
                     self._failed[p.seq] = error
@@ -410,6 +416,7 @@ class WriteAheadLog:
         os.fchmod(fd, FILE_MODE)
         self._file = open(fd, "ab", buffering=0)  # noqa: SIM115 - lives until sealed
         self._file_size = self._file_spans = self._file_requests = self._file_crc = 0
+        self._file_pairs = set()
         self._file_opened_at = time.monotonic()
 
     def _seal_locked(self) -> None:
@@ -426,7 +433,7 @@ class WriteAheadLog:
         os.rename(open_path, sealed)
         self._fsync_dir()
         self._sealed.append(Segment(self._segment_seq, sealed, self._file_size, self._file_spans, self._file_requests,
-                                    self._file_crc, self.instance))
+                                    self._file_crc, self.instance, frozenset(self._file_pairs)))
         self._sealed_ready.notify_all()
 
     def _fsync_dir(self) -> None:

@@ -12,6 +12,7 @@ import zlib
 from collections import OrderedDict
 
 from ..errors import Overloaded
+from ..pricing.pairs import model_pairs
 from ..stats import IngestStats
 from ..wal import WalFull, WalWriteError, WriteAheadLog, encode_record, request_fingerprint
 from .admission import AdmissionControl
@@ -76,7 +77,8 @@ class WalSink:
                     break
             waiting.wait()  # the same request is being written by another call: its outcome decides
         try:
-            self.wal.append(encode_record(checked.payload, tenant, crc), checked.accepted)
+            # the (provider, model) pairs go with the segment, so its prices are resolved before it is loaded
+            self.wal.append(encode_record(checked.payload, tenant, crc), checked.accepted, model_pairs(checked.payload))
             self.recent.add(key)
             self.stats.requests_accepted += 1
             self.stats.spans_accepted += checked.accepted

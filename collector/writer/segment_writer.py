@@ -2,7 +2,8 @@
 
     receiver --> sink (admission, duplicate check) --> WAL (fsync) --> ack
                                                         |
-                 SegmentWriter thread:  sealed segment --> Store.load_segment --> .done
+                 SegmentWriter thread:  sealed segment --> before_load (prices of its models)
+                                                       --> Store.load_segment --> .done
 
 The writer classifies a failing store by the engine's error code
 (collector/errors.py): a transient failure (the store is down, busy, being
@@ -17,7 +18,6 @@ blocks the others forever.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import random
@@ -32,47 +32,6 @@ from ..wal import Segment, WriteAheadLog, scan, write_private
 from .splitting import split_and_store
 
 log = logging.getLogger(__name__)
-
-
-class SharedExclusiveLock:
-    """Many holders in shared mode, or one in exclusive mode.
-
-    Segment writers load side by side (shared); moving parked spans and
-    emptying the parking table (exclusive) must not interleave with a load
-    that may be parking more spans at that moment."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._shared = 0
-        self._exclusive = False
-
-    @contextlib.contextmanager
-    def shared(self):
-        with self._cond:
-            while self._exclusive:
-                self._cond.wait()
-            self._shared += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._shared -= 1
-                self._cond.notify_all()
-
-    @contextlib.contextmanager
-    def exclusive(self):
-        with self._cond:
-            while self._exclusive:
-                self._cond.wait()
-            self._exclusive = True  # new shared holders wait from here on
-            while self._shared:
-                self._cond.wait()
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._exclusive = False
-                self._cond.notify_all()
 
 
 @dataclass(frozen=True)
@@ -102,16 +61,15 @@ class SegmentWriter(threading.Thread):
     ENGINE_MEMORY_PER_SEGMENT_BYTE = 8
 
     def __init__(self, wal: WriteAheadLog, store_provider, stats: IngestStats, backoff: Backoff = Backoff(),
-                 after_store=None, admission: AdmissionControl | None = None,
-                 gate: SharedExclusiveLock | None = None) -> None:
+                 before_load=None, admission: AdmissionControl | None = None) -> None:
         super().__init__(name=f"spanledger-segment-writer-{next(self._numbers)}", daemon=True)
         self.wal = wal
         self.store_provider = store_provider  # () -> Store | None (None while storage is unreachable)
         self.stats = stats
         self.backoff = backoff
-        self.after_store = after_store or (lambda store: None)
+        # (store, segment) -> None; raises StoreUnavailable to retry the segment later
+        self.before_load = before_load or (lambda store, segment: None)
         self.admission = admission
-        self.gate = gate or SharedExclusiveLock()
         self._stop_when_drained = threading.Event()
         self._abandon = threading.Event()
         self._failures: dict[int, int] = {}  # segment seq -> consecutive failures with an unclassified code
@@ -147,13 +105,10 @@ class SegmentWriter(threading.Thread):
             attempt = 0
             self.wal.mark_stored(segment)
             self.stats.segments_stored += 1
-            try:
-                self.after_store(store)
-            except Exception:  # pricing catch-up failing must not stop storage
-                log.exception("post-store step failed; it will be retried after the next segment")
 
     def _store_segment(self, store: Store, segment: Segment) -> None:
         """Store ``segment`` whole, or split it if the store refuses its data; raises StoreError to retry later."""
+        self.before_load(store, segment)  # the prices of the segment's models, before its one pass
         try:
             self._load(store, segment.path, segment.dedup_token, segment.size)
             self._failures.pop(segment.seq, None)
@@ -200,8 +155,7 @@ class SegmentWriter(threading.Thread):
     def _load(self, store: Store, path, token: str, size: int) -> None:
         reserved = self.admission.reserve(size * self.ENGINE_MEMORY_PER_SEGMENT_BYTE) if self.admission else 0
         try:
-            with self.gate.shared():
-                store.load_segment(path, token)
+            store.load_segment(path, token)
         finally:
             if reserved:
                 self.admission.release(reserved)

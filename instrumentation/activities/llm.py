@@ -229,7 +229,7 @@ class LLMCall(Activity):
             if rates is None:
                 attributes[sc.COST_SOURCE] = sc.COST_SOURCE_UNKNOWN_MODEL
             else:
-                cost = cost_from_rates(rates, usage)
+                cost = cost_from_rates(rates, usage, getattr(span, "start_time", None))  # the price at the call's time
                 self.cost = cost.total_usd
                 attributes[sc.COST_INPUT_USD] = decimal_text(cost.input_usd)
                 attributes[sc.COST_OUTPUT_USD] = decimal_text(cost.output_usd)

@@ -21,7 +21,9 @@ def test_fresh_then_repeated(tmp_path):
         first = migrate(store.writer, store.options)
         assert first.applied[0] == "000_schema_versions.sql" and "900_ingest_pipeline.sql" in first.applied
         assert {"otel_traces", "otel_traces_trace_id_ts", "spanledger_usage_hourly", "spanledger_cost_daily",
-                "spanledger_model_prices", "spanledger_price_lookup", "spanledger_otlp_raw"} <= _tables(store)
+                "spanledger_prices", "spanledger_otlp_raw"} <= _tables(store)
+        # prices are resolved before a segment is loaded: no parking table, no first-tier-only lookup
+        assert not {"spanledger_spans_unpriced", "spanledger_price_lookup", "spanledger_model_prices"} & _tables(store)
         again = migrate(store.writer, store.options)
         assert again.applied == () and again.current_version == first.current_version
         columns = {r[0]: r[1] for r in store.query("SELECT name, type FROM system.columns WHERE database='spanledger' "
@@ -53,7 +55,8 @@ def test_upgrade_from_previous_version(tmp_path):
         store.command("INSERT INTO spanledger.otel_traces (Timestamp, TraceId, SpanId, SpanName) "
                       "VALUES (now64(9), 'aa', 'bb', 'kept')")
         report = migrate(store.writer, store.options)
-        assert report.applied == ("004_pricing.sql", "030_retention.sql", "900_ingest_pipeline.sql")
+        assert report.applied == ("004_pricing.sql", "020_price_schedules.sql", "030_retention.sql",
+                                  "900_ingest_pipeline.sql")
         assert set(applied_versions(store.writer, store.options)) == {f.version for f in files}
         assert store.query("SELECT SpanName FROM spanledger.otel_traces").result_rows == [("kept",)]
     finally:

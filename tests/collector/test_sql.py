@@ -135,7 +135,7 @@ def test_a_tenant_never_sees_another_tenants_rows(collector_factory):
     assert body["rows"] == [[3]]
     for evil in ("SELECT * FROM merge('spanledger', 'otel_traces')",
                  "SELECT count() FROM spanledger.otel_traces SETTINGS additional_table_filters = {}",
-                 "SELECT count() FROM spanledger.spanledger_spans_unpriced",
+                 "SELECT count() FROM spanledger.spanledger_prices",
                  "SELECT count() FROM system.parts",
                  "SELECT * FROM (WITH t AS (SELECT 1) SELECT * FROM t) AS s, t"):  # a CTE outside its query
         status, body = _post_as(api, "acme-token-0123456789ab", evil)

@@ -104,7 +104,9 @@ def test_rates_follow_genai_prices_for_cache_defaults_and_tiers() -> None:
     assert (gpt4.cache_read_mtok, gpt4.cache_write_mtok) == (Decimal(30), Decimal(30))  # no cache price: input rate
     pro = PriceBook().rates("google", "gemini-2.5-pro")
     assert pro is not None
-    assert (pro.tier_threshold_tokens, pro.tier_input_mtok, pro.tier_output_mtok) == (200_000, Decimal("2.5"), Decimal(15))
+    tiers = pro.period_at().tiers  # the base rates, then the long-context tier
+    assert [(t.above_input_tokens, t.input_mtok, t.output_mtok) for t in tiers] == [
+        (-1, Decimal("1.25"), Decimal(10)), (200_000, Decimal("2.5"), Decimal(15))]
     assert (pro.provider_id, pro.model_id, pro.source, pro.pricing_model) == (
         "google", "gemini-2.5-pro", "genai-prices", "google/gemini-2.5-pro",
     )  # fmt: skip
@@ -231,3 +233,70 @@ def test_decimal_text_never_uses_exponents() -> None:
     assert decimal_text(Decimal("0.00200000")) == "0.002"
     assert decimal_text(Decimal("100.0")) == "100"
     assert decimal_text(Decimal(0)) == "0"
+
+
+def test_llm_call_cost_attributes_match_genai_prices_on_every_model(captured_spans) -> None:
+    """The SDK's own span attributes, priced at the span's start, against genai-prices' figure at that time."""
+    import sys
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    import spanledger
+    from genai_prices import Usage, calc_price
+    from spanledger import semconv as sc
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "collector"))
+    from pricing_cases import every_model_cases
+
+    cases, _ = every_model_cases(seed=11)
+    first_per_model = {}
+    for case in cases:
+        first_per_model.setdefault((case.provider, case.model, case.usage.input_tokens > 200_000), case)
+    wrong = []
+    for case in first_per_model.values():
+        captured_spans.clear()
+        with spanledger.llm_call(case.model, provider=case.provider) as call:
+            call.set_usage(case.usage)
+        (span,) = captured_spans.spans()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            u = case.usage
+            ref = calc_price(Usage(input_tokens=u.input_tokens, output_tokens=u.output_tokens,
+                                   cache_read_tokens=u.cache_read_tokens, cache_write_tokens=u.cache_creation_tokens,
+                                   output_reasoning_tokens=u.reasoning_tokens), case.model, provider_id=case.provider,
+                             genai_request_timestamp=datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=span.start_time // 1000))
+        attrs = span.attributes
+        if attrs.get(sc.COST_SOURCE) != "computed" or abs(Decimal(attrs[sc.COST_TOTAL_USD]) - ref.total_price) > Decimal("1e-9"):
+            wrong.append((case.provider, case.model, dict(attrs), ref.total_price))
+    assert len(first_per_model) > 2_200 and not wrong, wrong[:3]
+
+
+def test_rules_written_out_windows_thresholds_and_fees() -> None:
+    """The rules of spanledger.pricing_rules on a hand-made schedule (rates invented for the test)."""
+    from spanledger.pricing_rules import DAY_NS, ModelRates, PricePeriod, cost_from_rates, tier_with_defaults
+
+    base = tier_with_defaults(-1, Decimal(1), Decimal(2))
+    from_zero = tier_with_defaults(0, Decimal(10), Decimal(20))  # threshold 0: any call with an input token
+    off_peak = PricePeriod((tier_with_defaults(-1, Decimal("0.5"), Decimal(1)),), daily_from_ns=22 * 3600 * 10**9,
+                           daily_to_ns=6 * 3600 * 10**9)  # 22:00-06:00 UTC, over midnight
+    rates = ModelRates((PricePeriod((base, from_zero), request_usd=Decimal("0.01")), off_peak))
+    noon, midnight, six = 12 * 3600 * 10**9, 0, 6 * 3600 * 10**9
+    day = 20_000 * DAY_NS
+    assert cost_from_rates(rates, TokenUsage(0, 1_000_000), day + noon).total_usd == Decimal("2.01")  # base + fee
+    assert cost_from_rates(rates, TokenUsage(1, 0), day + noon).total_usd == Decimal("0.00001") + Decimal("0.01")
+    assert cost_from_rates(rates, TokenUsage(10**6, 0), day + midnight).total_usd == Decimal("0.5")  # off-peak, no fee
+    assert cost_from_rates(rates, TokenUsage(10**6, 0), day + six).total_usd == Decimal("10.01")  # window end excluded
+    assert cost_from_rates(rates, TokenUsage(10**6, 0), day + six - 1).total_usd == Decimal("0.5")
+    # cache and reasoning rates default to input and output rates: nothing is counted twice
+    cost = cost_from_rates(rates, TokenUsage(10**6, 10**6, cache_read_tokens=4 * 10**5, reasoning_tokens=3 * 10**5), day + noon)
+    assert (cost.input_usd, cost.output_usd, cost.request_usd) == (Decimal(10), Decimal(20), Decimal("0.01"))
+
+
+def test_override_tier_rates_fall_back_to_the_entry_then_to_defaults() -> None:
+    override = ModelPriceOverride.from_mapping({
+        "model": "m", "input_mtok": "1", "output_mtok": "2", "cache_read_mtok": "0.1",
+        "tiers": [{"above_input_tokens": 1000, "input_mtok": "3"}]})
+    (_, tier) = override.period.tiers
+    # output: the entry's (given); cache read: the entry's (given); cache write and reasoning: the tier's own defaults
+    assert (tier.input_mtok, tier.output_mtok, tier.cache_read_mtok, tier.cache_write_mtok, tier.reasoning_mtok) == (
+        Decimal(3), Decimal(2), Decimal("0.1"), Decimal(3), Decimal(2))
