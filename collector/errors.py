@@ -100,6 +100,8 @@ PERMANENT_DATA_ERRORS = frozenset({
     349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
     407,  # DECIMAL_OVERFLOW
     444,  # UNKNOWN_PROTOBUF_FORMAT
+    395,  # FUNCTION_THROW_IF_VALUE_IS_NON_ZERO (a throwIf() in a view, e.g. a user's own, judging a row)
+    469,  # VIOLATED_CONSTRAINT (a CHECK constraint an operator put on the table)
     446,  # CANNOT_PARSE_DOMAIN_VALUE_FROM_STRING
     472,  # CANNOT_PARSE_UUID
 })

@@ -157,7 +157,7 @@ def _bindable(value):
 
 
 def _plain(value):
-    from ..serve.http_api import json_default
+    from ..serve.json_encoding import json_default
 
     return json_default(value)
 

@@ -20,7 +20,7 @@ from ..query import run_query
 from ..query.reports import ReportError, Tables, describe_reports, run_report
 from ..store import StoreUnavailable
 from .deps import Caller, require_caller
-from .http_api import json_default
+from .json_encoding import json_default
 
 router = APIRouter(tags=["reports"])
 

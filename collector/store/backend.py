@@ -156,6 +156,9 @@ class Store:
             "insert_deduplicate": 1,
             "deduplicate_blocks_in_dependent_materialized_views": 1,
             "parallel_view_processing": 1,  # the rollups and lookup views of one insert run side by side
+            # a segment whose spans cover more than 100 days (a backfill) would otherwise fail on
+            # every retry; it makes one part per day, which merges absorb
+            "throw_on_max_partitions_per_insert_block": 0,
             "output_format_json_escape_forward_slashes": 0,  # kvlist and array values as JSON: "a/b" stays "a/b"
             # one WAL segment is one block, so its dedup token covers it whole
             "max_insert_block_size": 1 << 30,

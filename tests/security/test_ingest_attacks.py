@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 from collector_support import RawClient, make_span, new_request, rows, start_collector, wait_stored
 
@@ -136,6 +137,23 @@ def test_numbers_the_store_cannot_take_are_rejected_in_every_spelling(raw_client
     assert str(stored["cost-as-double"]["TotalCost"]) == "0.250000000000"
 
 
+# The refusal must come before the block is written: an error raised after the spans table took
+# the block (in a view downstream of it) leaves those rows there, and a split would store them
+# again under new tokens (README, "Limits we know of").
+POISON_VIEW = ("ALTER TABLE spanledger.otel_traces ADD CONSTRAINT IF NOT EXISTS no_poison "
+               "CHECK SpanName != 'b-overflow'")
+
+
+def install_poison_view(data_dir):
+    from spanledger.collector.store import Store, StoreConfig
+
+    store = Store(StoreConfig(data_dir=data_dir))
+    try:
+        store.command(POISON_VIEW)
+    finally:
+        store.close()
+
+
 def test_a_segment_the_store_refuses_is_split_the_rest_stored_and_the_refused_span_quarantined(tmp_path):
     data_dir = tmp_path / "data"
     collector = start_collector(data_dir)
@@ -148,17 +166,19 @@ def test_a_segment_the_store_refuses_is_split_the_rest_stored_and_the_refused_sp
     client.close()
     collector.stop()
 
-    # A segment an older collector acknowledged (before validation bounded token counts): three
-    # requests, the middle one with a span whose price overflows Decimal(18, 12) on every retry.
+    # A span the store refuses on every retry.  Validation and pricing now keep every value the
+    # pipeline computes in range, so the refusal comes from a CHECK constraint of the kind an
+    # operator puts on otel_traces: a real engine error inside the segment's one INSERT, exactly
+    # where an unforeseen data error would surface.
+    install_poison_view(data_dir)
     def request(service, spans):
         req, sc = new_request(service)
         for name, attributes in spans:
             make_span(sc, name, attributes=attributes)
         return req.SerializeToString()
 
-    overflow = {"gen_ai.request.model": "gpt-4o", "gen_ai.system": "openai", "gen_ai.usage.input_tokens": 10**15}
     records = [request("before", [("a-1", {}), ("a-2", {})]),
-               request("poisoned", [("b-ok-1", {}), ("b-overflow", overflow), ("b-ok-2", {})]),
+               request("poisoned", [("b-ok-1", {}), ("b-overflow", {}), ("b-ok-2", {})]),
                request("after", [("c-1", {})])]
     segment = data_dir / "wal" / f"{9999:012d}.wal"
     segment.write_bytes(b"".join(encode_record(r, "") for r in records))
@@ -170,10 +190,10 @@ def test_a_segment_the_store_refuses_is_split_the_rest_stored_and_the_refused_sp
         assert names == ["a-1", "a-2", "b-ok-1", "b-ok-2", "c-1", "warm"]  # each once
         stats = collector.stats_snapshot()
         assert (stats["segments_split"], stats["spans_quarantined"], stats["segments_quarantined"]) == (1, 1, 1)
-        assert stats["last_store_error_code"] == 407
+        assert stats["last_store_error_code"] == 469
         quarantine = data_dir / "wal" / "quarantine"
         reason = (quarantine / segment.with_suffix(".reason").name).read_text()
-        assert "code 407" in reason and "b-overflow" in reason
+        assert "code 469" in reason and "b-overflow" in reason
         from spanledger.collector.wal import scan
         kept = scan((quarantine / segment.name).read_bytes()).records
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -195,12 +215,12 @@ def test_a_split_interrupted_part_way_and_run_again_stores_each_span_once(collec
                                          "gen_ai.usage.input_tokens": 10})
     raw_client.export(warm.SerializeToString())
     wait_stored(collector, 1)
-    overflow = {"gen_ai.request.model": "gpt-4o", "gen_ai.system": "openai", "gen_ai.usage.input_tokens": 10**15}
+    collector.store().command(POISON_VIEW)
     records = []
     for r in range(4):
         request, sc = new_request(f"split-{r}")
         for i in range(3):
-            make_span(sc, f"r{r}-s{i}", attributes=overflow if (r, i) == (2, 1) else {})
+            make_span(sc, "b-overflow" if (r, i) == (2, 1) else f"r{r}-s{i}")
         records.append(Record(request.SerializeToString(), ""))
     store, piece = collector.store(), tmp_path / "piece.wal"
     calls = []
@@ -227,3 +247,17 @@ def test_a_split_interrupted_part_way_and_run_again_stores_each_span_once(collec
                              "WHERE ServiceName LIKE 'split-%' GROUP BY SpanName ORDER BY SpanName")
     expected = [f"r{r}-s{i}" for r in range(4) for i in range(3) if (r, i) != (2, 1)]
     assert stored == [{"SpanName": name, "n": 1} for name in expected]
+
+
+def test_a_segment_spanning_more_than_a_hundred_days_is_stored(collector, raw_client):
+    """ClickHouse refuses an INSERT that touches over 100 partitions (days) on every retry by default."""
+    request, scope = new_request("backfill")
+    day = 86_400 * 10**9
+    start = time.time_ns() - 150 * day
+    for i in range(150):
+        make_span(scope, f"day-{i}", start_ns=start + i * day)
+    response = raw_client.export(request.SerializeToString())
+    assert response.partial_success.rejected_spans == 0
+    assert wait_stored(collector, 150) == 150
+    days = rows(collector, "SELECT uniqExact(toDate(Timestamp)) AS d FROM spanledger.otel_traces")[0]["d"]
+    assert days == 150

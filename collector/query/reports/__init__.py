@@ -9,7 +9,7 @@ once (unknown names included), and wraps each answer the same way::
 
 ``source`` is the table that answered (raw spans or the hourly rollup);
 ``range`` the time range the report covered (``null`` = unbounded); exact
-decimals are strings once serialized (serve.http_api.json_default).
+decimals are strings once serialized (serve.json_encoding.json_default).
 """
 
 from __future__ import annotations
