@@ -112,6 +112,9 @@ class Collector:
         self.ingest_gate = SharedExclusiveLock()  # segment loads vs moving parked spans
         self.server: OtlpGrpcServer | None = None
         self.api = None
+        from .feed import FeedHub, FeedSettings
+
+        self.feed = FeedHub(self, FeedSettings.from_config(config))  # the live feed (collector/feed/)
         self.store_error = ""
         self._lock = None
 
@@ -178,8 +181,11 @@ class Collector:
         limiter = self.config.get("processors.memory_limiter")
         self.admission = AdmissionControl(limiter["limit_mib"] << 20, limiter["check_interval"])
         consumers = max(1, self.config.get("exporters.clickhouse.sending_queue.num_consumers"))
+        self.feed.start()
         self.writers = [SegmentWriter(self.wal, self.store, self.stats, self._backoff(), after_store=self._after_store,
-                                      admission=self.admission, gate=self.ingest_gate) for _ in range(consumers)]
+                                      admission=self.admission, gate=self.ingest_gate,
+                                      batch_ids=self.feed.new_batch, on_stored=self.feed.segment_stored)
+                        for _ in range(consumers)]
         for writer in self.writers:
             writer.start()
         self._start_api()
@@ -236,6 +242,7 @@ class Collector:
         for writer in self.writers:
             writer.request_stop()
         drained = all([writer.stop(timeout_s) for writer in self.writers])
+        self.feed.stop()
         if self.api:
             self.api.stop()
         if self._store:
@@ -249,6 +256,7 @@ class Collector:
         if self.wal:
             snapshot.update(wal_unstored_bytes=self.wal.unstored_bytes, wal_pending_segments=self.wal.pending_segments(),
                             wal_corrupt_records=self.wal.corrupt_records)
+        snapshot.update(self.feed.stats())
         snapshot["store"] = self.store_config.describe()
         snapshot["store_ready"] = self._store is not None
         snapshot["store_error"] = self.store_error

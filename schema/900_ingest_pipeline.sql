@@ -58,6 +58,10 @@ CREATE TABLE IF NOT EXISTS ${database}.spanledger_spans_unpriced ${on_cluster} A
 ENGINE = ${merge_tree} PARTITION BY toDate(Timestamp) ORDER BY (Model, Timestamp)
 SETTINGS non_replicated_deduplication_window = 10000;
 
+-- a store that parked spans before 040_ingest_batch.sql: the parked rows keep their batch when they move
+ALTER TABLE ${database}.spanledger_spans_unpriced ${on_cluster}
+    ADD COLUMN IF NOT EXISTS IngestBatch UInt64 DEFAULT 0 CODEC(Delta, ZSTD(1));
+
 -- Three layers, read innermost first.  Each layer reads the columns of the one
 -- inside it, so the attribute map and each value's text are computed once and
 -- later layers refer to them by name.  The engine analyses this query at every
@@ -141,7 +145,9 @@ SELECT
             ${provided_cost_wins} AND declared_cost_source = 'unknown_model', 'unknown_model',
             model != '' AND in_raw + out_raw + cache_read + cache_write > 0, 'pending',
             '') AS CostSource,
-    TruncatedAttributes, TruncatedEvents
+    TruncatedAttributes, TruncatedEvents,
+    -- the collector's number for this INSERT (see 040_ingest_batch.sql); 0 when it gave none
+    toUInt64OrZero(extract(getSetting('log_comment'), 'spanledger_ingest_batch=([0-9]+)')) AS IngestBatch
 FROM
 (
     -- the attribute map, built once from each value's text

@@ -94,7 +94,7 @@ class SegmentWriter(threading.Thread):
 
     def __init__(self, wal: WriteAheadLog, store_provider, stats: IngestStats, backoff: Backoff = Backoff(),
                  after_store=None, admission: AdmissionControl | None = None,
-                 gate: SharedExclusiveLock | None = None) -> None:
+                 gate: SharedExclusiveLock | None = None, batch_ids=None, on_stored=None) -> None:
         super().__init__(name=f"spanledger-segment-writer-{next(self._numbers)}", daemon=True)
         self.wal = wal
         self.store_provider = store_provider  # () -> Store | None (None while storage is unreachable)
@@ -106,6 +106,11 @@ class SegmentWriter(threading.Thread):
         self._stop_when_drained = threading.Event()
         self._abandon = threading.Event()
         self._parse_failures: dict[int, int] = {}
+        # () -> int: a number written on the rows of each insert (IngestBatch), one per segment
+        # (kept across its retries, so a load whose answer was lost is still found by it)
+        self.batch_ids = batch_ids
+        self.on_stored = on_stored or (lambda batch: None)  # (batch) -> None, e.g. the live feed
+        self._batches: dict[int, int] = {}
 
     def run(self) -> None:
         attempt = 0
@@ -141,12 +146,22 @@ class SegmentWriter(threading.Thread):
                 self.after_store(store)
             except Exception:  # pricing catch-up failing must not stop storage
                 log.exception("post-store step failed; it will be retried after the next segment")
+            batch = self._batches.pop(segment.seq, 0)
+            if batch:  # after pricing caught up, so the feed rarely finds this segment's spans still parked
+                try:
+                    self.on_stored(batch)
+                except Exception:  # the feed failing must not stop storage
+                    log.exception("after-store notification failed for batch %d", batch)
 
     def _load(self, store: Store, segment: Segment) -> None:
         reserved = self.admission.reserve(segment.size * self.ENGINE_MEMORY_PER_SEGMENT_BYTE) if self.admission else 0
         try:
             with self.gate.shared():
-                store.load_segment(segment.path, segment.dedup_token)
+                if self.batch_ids is None:
+                    store.load_segment(segment.path, segment.dedup_token)
+                else:
+                    batch = self._batches.get(segment.seq) or self._batches.setdefault(segment.seq, self.batch_ids())
+                    store.load_segment(segment.path, segment.dedup_token, ingest_batch=batch)
         finally:
             if reserved:
                 self.admission.release(reserved)
@@ -174,6 +189,7 @@ class SegmentWriter(threading.Thread):
                 self.wal.replace_segment(segment, result.records)
             return
         if failures >= self.QUARANTINE_AFTER:
+            self._batches.pop(segment.seq, None)
             target = self.wal.quarantine(segment)
             self.stats.segments_quarantined += 1
             log.error("segment %s could not be parsed by the store %d times; moved to %s for inspection",
