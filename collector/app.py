@@ -115,6 +115,9 @@ class Collector:
         from .feed import FeedHub, FeedSettings
 
         self.feed = FeedHub(self, FeedSettings.from_config(config))  # the live feed (collector/feed/)
+        from .alerts.evaluator import BudgetEvaluator
+
+        self.budgets = BudgetEvaluator(self, config)  # budgets and alerts (collector/alerts/); checks its config now
         self.store_error = ""
         self._lock = None
 
@@ -188,6 +191,7 @@ class Collector:
                         for _ in range(consumers)]
         for writer in self.writers:
             writer.start()
+        self.budgets.start()
         self._start_api()
         self._start_receiver()
         self._write_runtime_file()
@@ -242,6 +246,7 @@ class Collector:
         for writer in self.writers:
             writer.request_stop()
         drained = all([writer.stop(timeout_s) for writer in self.writers])
+        self.budgets.stop()
         self.feed.stop()
         if self.api:
             self.api.stop()
@@ -256,7 +261,7 @@ class Collector:
         if self.wal:
             snapshot.update(wal_unstored_bytes=self.wal.unstored_bytes, wal_pending_segments=self.wal.pending_segments(),
                             wal_corrupt_records=self.wal.corrupt_records)
-        snapshot.update(self.feed.stats())
+        snapshot.update(self.feed.stats(), **self.budgets.counters)
         snapshot["store"] = self.store_config.describe()
         snapshot["store_ready"] = self._store is not None
         snapshot["store_error"] = self.store_error

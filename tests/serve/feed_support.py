@@ -50,12 +50,12 @@ extensions:
 def feed_app(collector, routers=None) -> FastAPI:
     """What collector/serve/app.py will assemble: the routers, app.state.collector and app.state.auth,
     and errors as {"error": ...}."""
-    from spanledger.collector.serve import feed
+    from spanledger.collector.serve import budgets, feed
 
     app = FastAPI()
     app.state.collector = collector
     app.state.auth = TokenAuth(bearer_tokens(collector.config))
-    for module in routers or (feed,):
+    for module in routers or (feed, budgets):
         app.include_router(module.router)
 
     @app.exception_handler(HTTPException)
