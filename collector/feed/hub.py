@@ -283,21 +283,20 @@ class FeedHub:
 
     def _dispatch(self, events: list[FeedEvent]) -> None:
         by_id = {g.id: g for g in self._groups.values()}
-        touched: set[Subscription] = set()
+        rounds: dict[Subscription, list[FeedEvent]] = {}
         for event in events:
             for group_id in event.groups:
                 group = by_id.get(group_id)
-                if group is None:
-                    continue
-                for sub in group.subs:
-                    queued = sub.push(event)
-                    if queued is False:
-                        self.counters["feed_subscribers_dropped"] += 1
-                        log.info("live feed: dropped a subscriber that fell %d events behind", sub.max_queued)
-                    if queued is not None:
-                        touched.add(sub)
-        for sub in touched:
-            sub.wake()
+                if group is not None:
+                    for sub in group.subs:
+                        rounds.setdefault(sub, []).append(event)
+        for sub, queued in rounds.items():  # each subscriber is in one group: ``queued`` is in id order
+            outcome = sub.push(queued)
+            if outcome is False:
+                self.counters["feed_subscribers_dropped"] += 1
+                log.info("live feed: dropped a subscriber that fell %d events behind", sub.max_queued)
+            if outcome is not None:
+                sub.wake()
 
     def stored_at(self, event_id: int) -> float | None:
         """When the segment of a buffered event was stored (time.monotonic()); for bench/bench_feed.py."""

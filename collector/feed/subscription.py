@@ -1,7 +1,8 @@
 """One subscriber of the live feed: a bounded queue filled by the hub's thread, drained by its connection.
 
-The hub never waits for a subscriber: ``push`` appends or, when the queue is
-full, marks the subscription dropped and empties it, so a client that stops
+The hub never waits for a subscriber: ``push`` appends a round of events or,
+when the queue still holds ``max_queued`` from before, marks the subscription
+dropped and empties it, so a client that stops
 reading costs a bounded amount of memory and slows no one.  The connection
 (an asyncio task) is woken once per round of events, not once per event.
 """
@@ -66,9 +67,12 @@ class Subscription:
         self.cost_units = 0
 
     # -- the hub's side (its worker thread) -----------------------------------------------
-    def push(self, event: FeedEvent) -> bool | None:
-        """Queue ``event``: True; False when the queue was full (the subscription is dropped now);
-        None when it had already ended."""
+    def push(self, events: list[FeedEvent]) -> bool | None:
+        """Queue one round of events: True; False when the subscription is dropped now because it still
+        held ``max_queued`` events from earlier rounds; None when it had already ended.
+
+        The bound is checked per round, not per event: a round (one segment's rows) is handed over whole,
+        so a subscriber that keeps up is never dropped for the size of one segment."""
         with self._lock:
             if self.closed:
                 return None
@@ -76,10 +80,10 @@ class Subscription:
                 self._queue.clear()
                 self.end_kind = "dropped"
                 self.end_reason = (f"this subscriber fell more than {self.max_queued} events behind; reconnect "
-                                       "with Last-Event-ID to resume, or re-list with GET /v1/activities")
+                                   "with Last-Event-ID to resume, or re-list with GET /v1/activities")
                 self.closed = True
                 return False
-            self._queue.append(event)
+            self._queue.extend(events)
             return True
 
     def wake(self) -> None:

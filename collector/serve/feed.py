@@ -38,6 +38,7 @@ router = APIRouter(tags=["feed"])
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
                (b"x-accel-buffering", b"no")]
 RETRY_MS = 2000  # how soon an EventSource reconnects
+WRITE_CHUNK = 64 << 10
 
 
 def token_key(authorization: str | None) -> str:
@@ -91,11 +92,11 @@ class SseStream(Response):
             opening = f"retry: {RETRY_MS}\n: spanledger live feed\n\n"
             if sub.reset_reason:
                 opening += _control("reset", _reset_payload(sub), sub.position)
-            await _send_body(send, opening.encode() + b"".join(e.sse for e in sub.replay), timeout)
+            await _send_body(send, opening.encode(), timeout)
+            await _send_events(send, sub.replay, timeout)
             sub.count(sub.replay)
             sub.replay = []
-            await _pump(sub, hub.settings.totals_interval_s,
-                        lambda events: _send_body(send, b"".join(e.sse for e in events), timeout),
+            await _pump(sub, hub.settings.totals_interval_s, lambda events: _send_events(send, events, timeout),
                         lambda: _send_body(send, f"event: totals\ndata: {sub.totals_json()}\n\n".encode(), timeout))
             if sub.end_kind:
                 await _send_body(send, _control(sub.end_kind, {"reason": sub.end_reason}).encode(), 1.0)
@@ -114,6 +115,21 @@ class SseStream(Response):
 async def _send_body(send, body: bytes, timeout: float) -> None:
     if body:
         await asyncio.wait_for(send({"type": "http.response.body", "body": body, "more_body": True}), timeout)
+
+
+async def _send_events(send, events, timeout: float) -> None:
+    """Write events in chunks of at most WRITE_CHUNK bytes, each with its deadline: what waits for a slow
+    client stays in its bounded queue (where it can overflow and be dropped), not in the server's
+    write buffer."""
+    chunk: list[bytes] = []
+    size = 0
+    for event in events:
+        chunk.append(event.sse)
+        size += len(event.sse)
+        if size >= WRITE_CHUNK:
+            await _send_body(send, b"".join(chunk), timeout)
+            chunk, size = [], 0
+    await _send_body(send, b"".join(chunk), timeout)
 
 
 async def _watch_disconnect(receive, sub: Subscription) -> None:

@@ -99,12 +99,13 @@ def headers(token: str | None = OPERATOR, **extra) -> dict[str, str]:
 class SpanSender:
     """The real OpenTelemetry SDK exporting to the collector over OTLP/gRPC."""
 
-    def __init__(self, collector, token: str | None = OPERATOR, service: str = "feed-tests") -> None:
+    def __init__(self, collector, token: str | None = OPERATOR, service: str = "feed-tests",
+                 batch_size: int = 2000) -> None:
         metadata = (("authorization", f"Bearer {token}"),) if token else None
         exporter = OTLPSpanExporter(endpoint=collector.server.address, insecure=True, headers=metadata)
         self.provider = TracerProvider(resource=Resource.create({"service.name": service}))
         self.provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=100_000,
-                                                            max_export_batch_size=2000, schedule_delay_millis=50))
+                                                            max_export_batch_size=batch_size, schedule_delay_millis=50))
         self.tracer = self.provider.get_tracer("spanledger-feed-tests")
 
     def llm_call(self, *, agent: str = "planner", project: str = "p-1", model: str = "gpt-4o",
