@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -100,7 +101,7 @@ def parse_last_event_id(value: str | None) -> int | None:
     if value is None or value.strip() == "":
         return None
     text = value.strip()
-    if len(text) > MAX_EVENT_ID_DIGITS or not text.isdigit():
+    if not re.fullmatch(f"[0-9]{{1,{MAX_EVENT_ID_DIGITS}}}", text):  # ASCII digits only (str.isdigit takes '١٢٣')
         raise FeedError("Last-Event-ID must be the id of an event this feed sent (a whole number of at most "
                         f"{MAX_EVENT_ID_DIGITS} digits); leave it out to start from now")
     return int(text)
