@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from ..errors import SpanledgerError
 from ..query import run_query
 from ..query.filters import FIELDS, Condition, FilterError, build_condition
-from .rows import ACTIVITY_FIELDS, activity_select, cost_units
+from .rows import COST_UNITS_SQL, activity_json_sql
 from .subscription import FeedEvent, Subscription
 
 log = logging.getLogger(__name__)
@@ -164,6 +164,7 @@ class FeedHub:
         self._thread: threading.Thread | None = None
         self.counters = {"feed_events": 0, "feed_rounds": 0, "feed_subscribers_dropped": 0, "feed_query_failures": 0}
         self.last_error = ""
+        self.timings = {"feed_query_s": 0.0, "feed_publish_s": 0.0}  # where the worker's time goes
 
     # -- the writers' side ------------------------------------------------------------------
     def new_batch(self) -> int:
@@ -366,24 +367,24 @@ class FeedHub:
         if not ready:
             time.sleep(0.05)
             return
+        began = time.perf_counter()
         rows = self._read(ready, groups)
+        read_done = time.perf_counter()
+        self.timings["feed_query_s"] += read_done - began
         stored = dict(ready)
         by_index = [g.id for g in groups]
         tenants = [g.tenant for g in groups]
         with self._lock:
             events = []
-            for row in rows:
-                batch, tenant, matches = row[0], row[1], row[-1]
+            for batch, tenant, input_tokens, output_tokens, cost_units_, data, matches in rows:
                 groups_hit = frozenset(by_index[i] for i, hit in enumerate(matches)
                                        if hit and (tenants[i] is None or tenants[i] == tenant))
                 if not groups_hit:
                     continue
-                data = dict(zip(ACTIVITY_FIELDS, row[2:-1]))
-                events.append(self._append("activity", json.dumps(data), groups_hit, stored[batch],
-                                           cost_units=cost_units(data["cost_usd"]),
-                                           input_tokens=int(data["input_tokens"]),
-                                           output_tokens=int(data["output_tokens"])))
+                events.append(self._append("activity", data, groups_hit, stored[batch], cost_units=cost_units_,
+                                           input_tokens=input_tokens, output_tokens=output_tokens))
             self._dispatch(events)
+        self.timings["feed_publish_s"] += time.perf_counter() - read_done
 
     def _parked(self, batches: list[int]) -> dict[int, int]:
         """Batches some of whose spans wait in the parking table for their model's price."""
@@ -401,12 +402,13 @@ class FeedHub:
         for group in groups:
             parameters.update(group.condition.parameters)
         matches = ", ".join(f"({g.condition.sql})" for g in groups)
-        sql = (f"SELECT IngestBatch, TenantId, {activity_select()}, [{matches}] AS feed_matches "
+        sql = (f"SELECT IngestBatch, TenantId, InputTokens, OutputTokens, {COST_UNITS_SQL}, {activity_json_sql()}, "
+               f"[{matches}] AS feed_matches "
                f"FROM {options.database}.{options.traces_table} "
                "WHERE IngestBatch IN {batches:Array(UInt64)} AND arrayExists(m -> m != 0, feed_matches) "
                "ORDER BY indexOf({batches:Array(UInt64)}, IngestBatch), Timestamp, SpanId")
         return run_query(self.collector, sql, parameters, tenant=None).result_rows
 
     def stats(self) -> dict:
-        return {**self.counters, "feed_subscribers": self._subscribers, "feed_filter_groups": len(self._groups),
+        return {**self.counters, **{k: round(v, 3) for k, v in self.timings.items()}, "feed_subscribers": self._subscribers, "feed_filter_groups": len(self._groups),
                 "feed_buffered_events": len(self._buffer), "feed_last_error": self.last_error}

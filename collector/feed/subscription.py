@@ -21,19 +21,28 @@ from .rows import units_to_text
 class FeedEvent:
     """One event, rendered once for every subscriber: ``sse`` bytes and ``ws`` text."""
 
-    __slots__ = ("id", "kind", "sse", "ws", "cost_units", "input_tokens", "output_tokens", "groups", "stored_at")
+    __slots__ = ("id", "kind", "data", "sse", "_ws", "cost_units", "input_tokens", "output_tokens", "groups",
+                 "stored_at")
 
     def __init__(self, event_id: int, kind: str, data_json: str, groups: frozenset[int], *, cost_units: int = 0,
                  input_tokens: int = 0, output_tokens: int = 0, stored_at: float = 0.0) -> None:
         self.id = event_id
         self.kind = kind
+        self.data = data_json
         self.sse = f"id: {event_id}\nevent: {kind}\ndata: {data_json}\n\n".encode()
-        self.ws = f'{{"event":"{kind}","id":{event_id},"data":{data_json}}}'
+        self._ws: str | None = None
         self.cost_units = cost_units
         self.input_tokens = input_tokens
         self.output_tokens = output_tokens
         self.groups = groups
         self.stored_at = stored_at  # time.monotonic() when its segment was stored (for bench/bench_feed.py)
+
+    @property
+    def ws(self) -> str:
+        """The WebSocket message, made on first use (most subscribers read SSE)."""
+        if self._ws is None:
+            self._ws = f'{{"event":"{self.kind}","id":{self.id},"data":{self.data}}}'
+        return self._ws
 
 
 class Closed(Exception):
