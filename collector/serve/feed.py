@@ -103,13 +103,18 @@ class SseStream(Response):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.TimeoutError:
             # the client stopped reading: leave without completing the response, so the server closes it
-            sub.close(f"the client accepted no data for {timeout:g}s", kind="dropped")
-            hub.counters["feed_subscribers_dropped"] += 1
+            _drop_stalled(hub, sub, timeout)
         except OSError:  # the connection went away mid-write
             pass
         finally:
             watcher.cancel()
             hub.unsubscribe(sub)
+
+
+def _drop_stalled(hub, sub: Subscription, timeout: float) -> None:
+    if sub.end_kind != "dropped":  # not already counted by the hub as fallen behind
+        hub.counters["feed_subscribers_dropped"] += 1
+    sub.close(f"the client accepted no data for {timeout:g}s", kind="dropped")
 
 
 async def _send_body(send, body: bytes, timeout: float) -> None:
@@ -209,8 +214,7 @@ async def feed_ws(websocket: WebSocket) -> None:
                                                                    "data": {"reason": sub.end_reason}})), 1.0)
             await websocket.close(1013 if sub.end_kind == "dropped" else 1001)
     except asyncio.TimeoutError:
-        sub.close(f"the client accepted no data for {timeout:g}s", kind="dropped")
-        hub.counters["feed_subscribers_dropped"] += 1
+        _drop_stalled(hub, sub, timeout)
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass  # the client went away
     finally:
