@@ -42,7 +42,7 @@ from ..query import run_query
 from ..query.filters import FIELDS, Condition, FilterError, build_condition
 from ..store import StoreUnavailable
 from .rows import COST_UNITS_SQL, activity_json_sql
-from .subscription import FeedEvent, Subscription
+from .subscription import FeedEvent, Subscription, round_totals
 
 log = logging.getLogger(__name__)
 
@@ -286,21 +286,24 @@ class FeedHub:
         return event
 
     def _dispatch(self, events: list[FeedEvent]) -> None:
-        by_id = {g.id: g for g in self._groups.values()}
-        rounds: dict[Subscription, list[FeedEvent]] = {}
+        """Hand a round of events to every subscriber of the groups they matched: one list per group,
+        built once, so the cost grows with events x groups, not events x subscribers."""
+        by_group: dict[int, list[FeedEvent]] = {}
         for event in events:
             for group_id in event.groups:
-                group = by_id.get(group_id)
-                if group is not None:
-                    for sub in group.subs:
-                        rounds.setdefault(sub, []).append(event)
-        for sub, queued in rounds.items():  # each subscriber is in one group: ``queued`` is in id order
-            outcome = sub.push(queued)
-            if outcome is False:
-                self.counters["feed_subscribers_dropped"] += 1
-                log.info("live feed: dropped a subscriber that fell %d events behind", sub.max_queued)
-            if outcome is not None:
-                sub.wake()
+                by_group.setdefault(group_id, []).append(event)
+        for group in self._groups.values():
+            queued = by_group.get(group.id)
+            if not queued or not group.subs:
+                continue
+            totals = round_totals(queued)
+            for sub in group.subs:  # ``queued`` is in id order
+                outcome = sub.push(queued, totals)
+                if outcome is False:
+                    self.counters["feed_subscribers_dropped"] += 1
+                    log.info("live feed: dropped a subscriber that fell %d events behind", sub.max_queued)
+                if outcome is not None:
+                    sub.wake()
 
     def stored_at(self, event_id: int) -> float | None:
         """When the segment of a buffered event was stored (time.monotonic()); for bench/bench_feed.py."""

@@ -74,9 +74,10 @@ class Subscription:
         self.input_tokens = 0
         self.output_tokens = 0
         self.cost_units = 0
+        self._pending_totals = (0, 0, 0, 0)  # of the queued events: counted once they are handed to the connection
 
     # -- the hub's side (its worker thread) -----------------------------------------------
-    def push(self, events: list[FeedEvent]) -> bool | None:
+    def push(self, events: list[FeedEvent], totals: tuple[int, int, int, int] | None = None) -> bool | None:
         """Queue one round of events: True; False when the subscription is dropped now because it still
         held ``max_queued`` events from earlier rounds; None when it had already ended.
 
@@ -93,6 +94,9 @@ class Subscription:
                 self.closed = True
                 return False
             self._queue.extend(events)
+            if totals is None:
+                totals = round_totals(events)
+            self._pending_totals = tuple(a + b for a, b in zip(self._pending_totals, totals))
             return True
 
     def wake(self) -> None:
@@ -127,20 +131,32 @@ class Subscription:
             events = list(self._queue)
             self._queue.clear()
             closed = self.closed
+            pending, self._pending_totals = self._pending_totals, (0, 0, 0, 0)
+        self._add_totals(pending)
         if closed and not events:
             raise Closed(self.end_reason)
         return events
 
     def count(self, events: list[FeedEvent]) -> None:
-        """Add delivered activities to the running totals."""
-        for event in events:
-            if event.kind == "activity":
-                self.activities += 1
-                self.input_tokens += event.input_tokens
-                self.output_tokens += event.output_tokens
-                self.cost_units += event.cost_units
+        """Add replayed activities to the running totals (live ones are counted as they are handed over)."""
+        self._add_totals(round_totals(events))
+
+    def _add_totals(self, totals: tuple[int, int, int, int]) -> None:
+        activities, input_tokens, output_tokens, cost = totals
+        self.activities += activities
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
+        self.cost_units += cost
 
     def totals_json(self) -> str:
         return json.dumps({"activities": self.activities, "input_tokens": self.input_tokens,
                            "output_tokens": self.output_tokens, "cost_usd": units_to_text(self.cost_units),
                            "since": self.started.isoformat().replace("+00:00", "Z")})
+
+
+def round_totals(events: list[FeedEvent]) -> tuple[int, int, int, int]:
+    """(activities, input tokens, output tokens, cost units) of ``events``: summed once per round and group,
+    not once per subscriber."""
+    activities = [e for e in events if e.kind == "activity"]
+    return (len(activities), sum(e.input_tokens for e in activities), sum(e.output_tokens for e in activities),
+            sum(e.cost_units for e in activities))

@@ -123,18 +123,12 @@ async def _send_body(send, body: bytes, timeout: float) -> None:
 
 
 async def _send_events(send, events, timeout: float) -> None:
-    """Write events in chunks of at most WRITE_CHUNK bytes, each with its deadline: what waits for a slow
+    """Write events in slices of at most WRITE_CHUNK bytes, each with its deadline: what waits for a slow
     client stays in its bounded queue (where it can overflow and be dropped), not in the server's
     write buffer."""
-    chunk: list[bytes] = []
-    size = 0
-    for event in events:
-        chunk.append(event.sse)
-        size += len(event.sse)
-        if size >= WRITE_CHUNK:
-            await _send_body(send, b"".join(chunk), timeout)
-            chunk, size = [], 0
-    await _send_body(send, b"".join(chunk), timeout)
+    data = b"".join([event.sse for event in events])
+    for offset in range(0, len(data), WRITE_CHUNK):
+        await _send_body(send, data[offset:offset + WRITE_CHUNK], timeout)
 
 
 async def _watch_disconnect(receive, sub: Subscription) -> None:
@@ -154,9 +148,8 @@ async def _pump(sub: Subscription, totals_every: float, send_events, send_totals
             events = await sub.next_events(max(0.0, next_totals - loop.time()))
         except Closed:
             return
-        if events:
+        if events:  # the subscription counted them into its totals as it handed them over
             await send_events(events)
-            sub.count(events)
         if loop.time() >= next_totals:
             await send_totals()
             next_totals = loop.time() + totals_every
