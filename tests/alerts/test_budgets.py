@@ -275,3 +275,32 @@ def test_budgets_endpoint_and_alert_events_respect_the_tenant(collector_factory)
     assert start.utcoffset() in (dt.timedelta(hours=1), dt.timedelta(hours=2)) and (start.hour, start.minute) == (0, 0)
     assert Decimal(acme["projected_usd"]) >= Decimal(acme["spent_usd"])
     assert unauthorized.status_code == 401 and "bearer token" in unauthorized.json()["error"]
+
+
+def test_a_rolling_window_fires_once_while_over_and_re_arms_when_spend_falls_back(collector_factory):
+    config = TENANT_CONFIG + """
+  spanledger_budgets:
+    evaluation_interval: 1h
+    budgets:
+      - {name: planner-2h, scope: {agent: planner}, limit_usd: 1, window: 2h, thresholds: [50]}
+"""
+    collector = collector_factory(config)
+    sender = SpanSender(collector, token=ACME)
+    sender.llm_call(agent="planner", cost="0.6")
+    sender.llm_call(agent="coder", cost="5")  # outside the scope
+    sender.flush()
+    sender.close()
+    from collector_support import wait_stored
+
+    wait_stored(collector, 2)
+    evaluator = collector.budgets
+    now = dt.datetime.now(dt.timezone.utc)
+    evaluator.evaluate_once(now)
+    evaluator.evaluate_once(now + dt.timedelta(minutes=30))  # still over: nothing new
+    assert evaluator.counters["budget_alerts_fired"] == 1
+    evaluator.evaluate_once(now + dt.timedelta(hours=3))  # the span has left the window: re-armed
+    assert evaluator.counters["budget_alerts_fired"] == 1
+    evaluator.evaluate_once(now)  # over again (as if spend came back): fires again
+    assert evaluator.counters["budget_alerts_fired"] == 2
+    status = evaluator.statuses(None, now)[0]
+    assert status["spent_usd"] == "0.6" and status["projected_usd"] == "0.6" and status["window"]["kind"] == "2h"

@@ -116,3 +116,14 @@ def test_limits_and_ids(loop):
             parse_last_event_id(bad)
     first = FeedHub(NoStore()).new_batch()
     assert FeedHub(NoStore()).new_batch() > first  # increasing across "restarts" (a new hub)
+
+
+def test_ids_keep_increasing_across_a_restart_and_old_ids_reset(loop):
+    before = FeedHub(NoStore())
+    _subscribe(before, loop)
+    old_ids = _publish(before, 3)
+    after = FeedHub(NoStore())  # the collector restarted: an empty buffer, a new first id
+    _subscribe(after, loop)
+    new_ids = _publish(after, 2)
+    assert min(new_ids) > max(old_ids)
+    assert "re-list" in _subscribe(after, loop, last=old_ids[-1]).reset_reason
