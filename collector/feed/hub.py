@@ -141,6 +141,25 @@ def compile_filter(params: dict[str, list[str]], tenant: str | None, prefix: str
     return condition
 
 
+def _mask_columns(conditions: list[str]) -> list[str]:
+    """Which of ``conditions`` a row matches, as UInt64 bit masks (64 conditions each): a number per
+    row is far cheaper to bring into Python than an array, and a round has few distinct masks."""
+    columns = []
+    for start in range(0, len(conditions), 64):
+        bits = [f"if(({c}), {1 << i}, 0)" for i, c in enumerate(conditions[start:start + 64])]
+        columns.append("toUInt64(" + " + ".join(bits) + ")")
+    return columns
+
+
+def _groups_of(groups: list[_Group], masks: list[int], tenant: str) -> frozenset[int]:
+    """The groups a row goes to: those whose bit is set and that may see the row's tenant."""
+    out = []
+    for index, group in enumerate(groups):
+        if masks[index // 64] >> (index % 64) & 1 and (group.tenant is None or group.tenant == tenant):
+            out.append(group.id)
+    return frozenset(out)
+
+
 class FeedHub:
     """Finds the rows of each stored segment once and routes them to every matching subscriber."""
 
@@ -377,13 +396,14 @@ class FeedHub:
         read_done = time.perf_counter()
         self.timings["feed_query_s"] += read_done - began
         stored = dict(ready)
-        by_index = [g.id for g in groups]
-        tenants = [g.tenant for g in groups]
+        hits: dict[tuple, frozenset[int]] = {}  # (tenant, masks) -> groups: a round has few distinct ones
         with self._lock:
             events = []
-            for batch, tenant, input_tokens, output_tokens, cost_units_, data, matches in rows:
-                groups_hit = frozenset(by_index[i] for i, hit in enumerate(matches)
-                                       if hit and (tenants[i] is None or tenants[i] == tenant))
+            for batch, tenant, input_tokens, output_tokens, cost_units_, data, *masks in rows:
+                key = (tenant, *masks)
+                groups_hit = hits.get(key)
+                if groups_hit is None:
+                    groups_hit = hits[key] = _groups_of(groups, masks, tenant)
                 if not groups_hit:
                     continue
                 events.append(self._append("activity", data, groups_hit, stored[batch], cost_units=cost_units_,
@@ -418,11 +438,12 @@ class FeedHub:
         parameters: dict[str, object] = {"batches": [b for b, _ in ready]}
         for group in groups:
             parameters.update(group.condition.parameters)
-        matches = ", ".join(f"({g.condition.sql})" for g in groups)
+        masks = _mask_columns([g.condition.sql for g in groups])
         sql = (f"SELECT IngestBatch, TenantId, InputTokens, OutputTokens, {COST_UNITS_SQL}, {activity_json_sql()}, "
-               f"[{matches}] AS feed_matches "
-               f"FROM {options.database}.{options.traces_table} "
-               "WHERE IngestBatch IN {batches:Array(UInt64)} AND arrayExists(m -> m != 0, feed_matches) "
+               + ", ".join(f"{expr} AS feed_mask{i}" for i, expr in enumerate(masks)) +
+               f" FROM {options.database}.{options.traces_table} "
+               "WHERE IngestBatch IN {batches:Array(UInt64)} AND ("
+               + " OR ".join(f"feed_mask{i} != 0" for i in range(len(masks))) + ") "
                "ORDER BY indexOf({batches:Array(UInt64)}, IngestBatch), Timestamp, SpanId")
         return run_query(self.collector, sql, parameters, tenant=None).result_rows
 

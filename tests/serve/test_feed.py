@@ -196,3 +196,26 @@ def test_tenant_subscribers_see_only_their_tenants_rows(feed_server):
     assert [e.data["agent"] for e in acme.of("activity")] == ["acme-agent"]
     assert [e.data["agent"] for e in globex.of("activity")] == ["globex-agent"]
     assert sorted(e.data["agent"] for e in operator.of("activity")) == ["acme-agent", "globex-agent"]
+
+
+def test_more_distinct_filters_than_one_bit_mask_holds_route_exactly(feed_server):
+    """70 distinct filters: the shared query's match masks span two 64-bit columns."""
+    collector, url = feed_server
+
+    async def scenario():
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=100)) as client:
+            readers = [await _subscribe(client, url, user=f"u-{i}") for i in range(70)]
+            await _until_subscribed(collector, 70)
+            sender = SpanSender(collector)
+            for i in range(70):
+                sender.llm_call(user=f"u-{i}")
+            sender.flush()
+            sender.close()
+            await wait_for(lambda: all(r.of("activity") for r, _ in readers), what="one event each")
+            await asyncio.sleep(0.3)
+            for reader, task in readers:
+                await reader.response.aclose()
+                task.cancel()
+            return [[e.data["user_id"] for e in r.of("activity")] for r, _ in readers]
+
+    assert asyncio.run(scenario()) == [[f"u-{i}"] for i in range(70)]
