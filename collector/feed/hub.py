@@ -5,8 +5,8 @@ strictly increasing per collector) and the pipeline writes that number on
 every row (``IngestBatch``, schema/040_ingest_batch.sql).  When a segment is
 stored the writer calls ``segment_stored(batch)``; the hub's worker thread
 then runs ONE query for every batch stored since its last round, with every
-subscriber filter evaluated in it (``[cond1, cond2, ...]``), so a hundred
-subscribers cost one query, not a hundred.  Spans that arrive late (an old
+subscriber filter evaluated in it (as bits of 64-bit masks, one bit per
+filter), so a hundred subscribers cost one query, not a hundred.  Spans that arrive late (an old
 Timestamp) are found all the same: the batch, not the time, selects them.
 Spans of a model seen for the first time are parked until priced; a batch
 with parked spans waits for them (and asks pricing to catch up).
