@@ -126,6 +126,12 @@ class Collector:
         self.sink: WalSink | None = None  # the one way into the WAL, shared by every receiver (gRPC, HTTP)
         self.auth = TokenAuth(bearer_tokens(config))
         self.api = None
+        from .feed import FeedHub, FeedSettings
+
+        self.feed = FeedHub(self, FeedSettings.from_config(config))  # the live feed (collector/feed/)
+        from .alerts.evaluator import BudgetEvaluator
+
+        self.budgets = BudgetEvaluator(self, config)  # budgets and alerts (collector/alerts/); checks its config now
         self.store_error = ""
         self._lock = None
 
@@ -199,10 +205,14 @@ class Collector:
         limiter = self.config.get("processors.memory_limiter")
         self.admission = AdmissionControl(limiter["limit_mib"] << 20, limiter["check_interval"])
         consumers = max(1, self.config.get("exporters.clickhouse.sending_queue.num_consumers"))
+        self.feed.start()
         self.writers = [SegmentWriter(self.wal, self.store, self.stats, self._backoff(), before_load=self._price_segment,
-                                      admission=self.admission) for _ in range(consumers)]
+                                      admission=self.admission, batch_ids=self.feed.new_batch,
+                                      on_stored=self.feed.segment_stored)
+                        for _ in range(consumers)]
         for writer in self.writers:
             writer.start()
+        self.budgets.start()
         self.sink = WalSink(self.wal, self.admission, self.stats)
         self._start_api()
         self._start_receiver()
@@ -295,6 +305,8 @@ class Collector:
         drained = all([writer.stop(left(0.9)) for writer in self.writers])
         if getattr(self, "retention_job", None):
             self.retention_job.stop()
+        self.budgets.stop()
+        self.feed.stop()
         if self.api:
             self.api.stop()
         stuck = [w for w in self.writers if w.is_alive()]
@@ -313,6 +325,7 @@ class Collector:
         if self.wal:
             snapshot.update(wal_unstored_bytes=self.wal.unstored_bytes, wal_pending_segments=self.wal.pending_segments(),
                             wal_corrupt_records=self.wal.corrupt_records)
+        snapshot.update(self.feed.stats(), **self.budgets.counters)
         snapshot["store"] = self.store_config.describe()
         snapshot["store_ready"] = self._store is not None
         snapshot["store_error"] = self.store_error

@@ -49,6 +49,7 @@ def substitute_env(text: str) -> str:
 
 # -- the declared shape: key -> (type, default) or nested dict ------------------
 _INT, _STR, _BOOL, _DUR, _LIST, _MAP = "int", "str", "bool", "duration", "list", "map"
+_RECORDS = "records"  # a list of mappings; what each holds is checked by the part that reads it, naming key[i].field
 
 SCHEMA: dict[str, Any] = {
     "receivers": {"otlp": {"protocols": {"grpc": {
@@ -101,7 +102,17 @@ SCHEMA: dict[str, Any] = {
                            "cors": {"allowed_origins": (_LIST, [])},
                            "ingest_keys": (_MAP, {}),
                            "ingest_key_limits": {"requests_per_minute": (_INT, 600), "max_items": (_INT, 100),
-                                                 "max_body_kib": (_INT, 64)}},
+                                                 "max_body_kib": (_INT, 64)},
+                           "feed": {"max_subscribers": (_INT, 1000), "max_subscribers_per_token": (_INT, 100),
+                                    "subscriber_buffer": (_INT, 10_000), "replay_buffer": (_INT, 100_000),
+                                    "replay_linger": (_DUR, 300.0), "totals_interval": (_DUR, 5.0),
+                                    "send_timeout": (_DUR, 10.0)}},
+        # budgets evaluated at the collector (collector/alerts/, docs/budgets.md)
+        "spanledger_budgets": {"evaluation_interval": (_DUR, 5.0),
+                               "webhook": {"url": (_STR, ""), "secret": (_STR, ""), "timeout": (_DUR, 5.0),
+                                           "max_attempts": (_INT, 8), "initial_backoff": (_DUR, 0.5),
+                                           "max_backoff": (_DUR, 60.0)},
+                               "budgets": (_RECORDS, [])},
         "health_check": {"endpoint": (_STR, "")},
     },
     "service": {
@@ -129,6 +140,12 @@ def _check(value: Any, kind: str, key: str) -> Any:
     elif kind == _LIST:
         if not isinstance(value, list):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
+    elif kind == _RECORDS:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list of mappings, got {value!r}")
+        for i, item in enumerate(value):
+            if not isinstance(item, dict) or not all(isinstance(k, str) for k in item):
+                raise ConfigError(f"{key}[{i}]: expected a mapping of keys, got {item!r}")
     elif kind == _MAP:
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")

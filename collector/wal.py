@@ -526,11 +526,13 @@ class WriteAheadLog:
             return len(self._sealed) + len(self._claimed) + (1 if self._file is not None else 0)
 
     def _expire_done(self) -> None:
-        done = sorted(self.directory.glob("*.done"))
-        total = sum(p.stat().st_size for p in done)
+        # several segment writers call this at once: a file another one just removed counts as gone
+        sizes = [(p, _size_or_none(p)) for p in sorted(self.directory.glob("*.done"))]
+        done = [(p, size) for p, size in sizes if size is not None]
+        total = sum(size for _, size in done)
         while done and total > self.retain_done_bytes:
-            oldest = done.pop(0)
-            total -= oldest.stat().st_size
+            oldest, size = done.pop(0)
+            total -= size
             oldest.unlink(missing_ok=True)
 
     # -- start-up and shutdown ------------------------------------------------------
@@ -583,3 +585,10 @@ class WriteAheadLog:
             self._closing = True
             self._wake_flusher.notify_all()
         self._flusher.join(timeout)
+
+
+def _size_or_none(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None

@@ -165,7 +165,9 @@ SELECT
             ${provided_cost_wins} AND declared_cost_source = 'unknown_model', 'unknown_model',
             model != '' AND in_raw + out_raw + cache_read + cache_write > 0, 'pending',
             '') AS CostSource,
-    TruncatedAttributes, TruncatedEvents
+    TruncatedAttributes, TruncatedEvents,
+    -- the collector's number for this INSERT (see 040_ingest_batch.sql); 0 when it gave none
+    toUInt64OrZero(extract(getSetting('log_comment'), 'spanledger_ingest_batch=([0-9]+)')) AS IngestBatch
 FROM
 (
     -- the attribute map, built once from each value's text

@@ -133,8 +133,13 @@ class CollectorPricing:
         if parked:
             self.publish_pairs((p, m) for p, m, _, _ in parked)
             token = "spanledger-adopt-parked-" + "-".join(f"{h:x}" for *_, h in sorted(parked))
+            # the parked table predates later columns of the spans table (IngestBatch...): name its own
+            columns = ", ".join(f"`{name}`" for (name,) in self.store.write_query(
+                "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String} ORDER BY position",
+                {"db": self.db, "t": LEGACY_PARKING_TABLE}).result_rows)
             self.store.command(
-                f"INSERT INTO {self.db}.spanledger_spans_ingest SELECT * FROM {self.db}.{LEGACY_PARKING_TABLE}",
+                f"INSERT INTO {self.db}.spanledger_spans_ingest ({columns}) "
+                f"SELECT {columns} FROM {self.db}.{LEGACY_PARKING_TABLE}",
                 settings={"insert_deduplication_token": token[:200], "insert_deduplicate": 1,
                           "deduplicate_blocks_in_dependent_materialized_views": 1})
         self.store.command(f"DROP TABLE IF EXISTS {self.db}.{LEGACY_PARKING_TABLE}")

@@ -166,13 +166,16 @@ class Store:
             "min_insert_block_size_bytes": 0,
         }
 
-    def load_segment(self, path: Path, dedup_token: str) -> None:
+    def load_segment(self, path: Path, dedup_token: str, ingest_batch: int = 0) -> None:
         """Store every span of a sealed WAL segment; a repeat with the same token stores nothing.
 
+        ``ingest_batch`` is written on each row (IngestBatch) so the live feed can find them.
         Raises StoreError with the engine's code: ``permanent`` when these bytes will be refused on
         every retry (the caller splits the segment), else StoreUnavailable (retry later)."""
         table = f"{self.options.database}.spanledger_otlp_raw"
         settings = self._protobuf_settings(dedup_token)
+        if ingest_batch:
+            settings["log_comment"] = f"spanledger_ingest_batch={int(ingest_batch)}"
         loader = self._loader()
         try:
             if self.segments_as_body:

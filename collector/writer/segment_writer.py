@@ -61,7 +61,8 @@ class SegmentWriter(threading.Thread):
     ENGINE_MEMORY_PER_SEGMENT_BYTE = 8
 
     def __init__(self, wal: WriteAheadLog, store_provider, stats: IngestStats, backoff: Backoff = Backoff(),
-                 before_load=None, admission: AdmissionControl | None = None) -> None:
+                 before_load=None, admission: AdmissionControl | None = None, batch_ids=None,
+                 on_stored=None) -> None:
         super().__init__(name=f"spanledger-segment-writer-{next(self._numbers)}", daemon=True)
         self.wal = wal
         self.store_provider = store_provider  # () -> Store | None (None while storage is unreachable)
@@ -73,6 +74,11 @@ class SegmentWriter(threading.Thread):
         self._stop_when_drained = threading.Event()
         self._abandon = threading.Event()
         self._failures: dict[int, int] = {}  # segment seq -> consecutive failures with an unclassified code
+        # () -> int: a number written on the rows of each insert (IngestBatch), one per segment
+        # (kept across its retries, so a load whose answer was lost is still found by it)
+        self.batch_ids = batch_ids
+        self.on_stored = on_stored or (lambda batch: None)  # (batch) -> None, e.g. the live feed
+        self._batches: dict[int, int] = {}
 
     def run(self) -> None:
         attempt = 0
@@ -105,12 +111,18 @@ class SegmentWriter(threading.Thread):
             attempt = 0
             self.wal.mark_stored(segment)
             self.stats.segments_stored += 1
+            batch = self._batches.pop(segment.seq, 0)
+            if batch:
+                try:
+                    self.on_stored(batch)
+                except Exception:  # the feed failing must not stop storage
+                    log.exception("after-store notification failed for batch %d", batch)
 
     def _store_segment(self, store: Store, segment: Segment) -> None:
         """Store ``segment`` whole, or split it if the store refuses its data; raises StoreError to retry later."""
         self.before_load(store, segment)  # the prices of the segment's models, before its one pass
         try:
-            self._load(store, segment.path, segment.dedup_token, segment.size)
+            self._load(store, segment.path, segment.dedup_token, segment.size, self._batch(segment))
             self._failures.pop(segment.seq, None)
             return
         except StoreError as exc:
@@ -137,7 +149,7 @@ class SegmentWriter(threading.Thread):
 
         def load(data: bytes, token: str) -> None:
             write_private(piece_path, data)
-            self._load(store, piece_path, token, len(data))
+            self._load(store, piece_path, token, len(data), self._batch(segment))
 
         try:
             outcome = split_and_store(result.records, segment.dedup_token, load, escalated)
@@ -152,10 +164,16 @@ class SegmentWriter(threading.Thread):
             log.error("segment %s: %d span(s) the store refuses moved to %s (reason beside it); the rest is stored",
                       segment.path.name, outcome.refused_spans, target)
 
-    def _load(self, store: Store, path, token: str, size: int) -> None:
+    def _batch(self, segment: Segment) -> int:
+        """The IngestBatch number written on the segment's rows (kept across its retries and pieces)."""
+        if self.batch_ids is None:
+            return 0
+        return self._batches.get(segment.seq) or self._batches.setdefault(segment.seq, self.batch_ids())
+
+    def _load(self, store: Store, path, token: str, size: int, batch: int = 0) -> None:
         reserved = self.admission.reserve(size * self.ENGINE_MEMORY_PER_SEGMENT_BYTE) if self.admission else 0
         try:
-            store.load_segment(path, token)
+            store.load_segment(path, token, ingest_batch=batch)
         finally:
             if reserved:
                 self.admission.release(reserved)

@@ -55,8 +55,7 @@ def test_upgrade_from_previous_version(tmp_path):
         store.command("INSERT INTO spanledger.otel_traces (Timestamp, TraceId, SpanId, SpanName) "
                       "VALUES (now64(9), 'aa', 'bb', 'kept')")
         report = migrate(store.writer, store.options)
-        assert report.applied == ("004_pricing.sql", "020_price_schedules.sql", "030_retention.sql",
-                                  "900_ingest_pipeline.sql")
+        assert report.applied == tuple(f.name for f in files if f.version > 3)  # 004_pricing.sql onwards
         assert set(applied_versions(store.writer, store.options)) == {f.version for f in files}
         assert store.query("SELECT SpanName FROM spanledger.otel_traces").result_rows == [("kept",)]
     finally:
