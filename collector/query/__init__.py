@@ -10,25 +10,26 @@ allow-lists, tenant rewrite, per-query limits and concurrency slots.
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Iterator
 from typing import Any
 
 from .gateway import QueryGateway, readable_tables
 from .limits import QueryLimits
 
-_gateways: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _gateways_lock = threading.Lock()
+GATEWAY_ATTRIBUTE = "_spanledger_query_gateway"
 
 
 def gateway_for(collector) -> QueryGateway:
-    """The collector's gateway, made on first use from its configuration."""
+    """The collector's gateway, made on first use from its configuration and kept on the collector
+    (anything with a ``store()`` and a ``config`` serves: the CLI reads a data dir through one too)."""
     with _gateways_lock:
-        gateway = _gateways.get(collector)
+        gateway = getattr(collector, GATEWAY_ATTRIBUTE, None)
         if gateway is None:
             config = getattr(collector, "config", None)
             limits = QueryLimits.from_config(config) if config is not None else QueryLimits()
-            gateway = _gateways[collector] = QueryGateway(limits)
+            gateway = QueryGateway(limits)
+            setattr(collector, GATEWAY_ATTRIBUTE, gateway)
         return gateway
 
 

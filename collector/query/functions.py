@@ -94,7 +94,8 @@ tuple tupleElement untuple
 _AGGREGATES = """
 count sum avg min max any anyLast anyHeavy argMin argMax uniq uniqExact uniqCombined uniqCombined64 uniqHLL12
 groupArray groupUniqArray groupArraySample groupArrayInsertAt groupBitAnd groupBitOr groupBitXor
-quantile quantiles quantileExact quantilesExact quantileTiming quantilesTiming quantileTDigest quantilesTDigest
+quantile quantiles quantileExact quantilesExact quantileExactInclusive quantileExactExclusive quantilesExactExclusive
+quantileTiming quantilesTiming quantileTDigest quantilesTDigest quantileExactLow quantileExactHigh quantileExactWeighted
 quantileDeterministic median medianExact stddevPop stddevSamp varPop varSamp covarPop covarSamp corr
 topK topKWeighted sumWithOverflow sumMap minMap maxMap avgWeighted histogram simpleLinearRegression
 boundingRatio entropy skewPop kurtPop first_value last_value any_value

@@ -228,7 +228,10 @@ class Store:
         Raises QueryRejected (with the engine's code) or StoreUnavailable."""
         with self._reader() as client:
             try:
-                return client.query(sql, parameters=parameters, settings=settings)
+                result = client.query(sql, parameters=parameters, settings=settings)
+                if not result.column_names and not result.result_rows:
+                    _name_empty_columns(client, result, sql, parameters, settings)
+                return result
             except Exception as exc:
                 raise _read_error(exc, self.config) from exc
 
@@ -292,6 +295,18 @@ def _guarded_blocks(blocks, config: StoreConfig):
         yield from blocks
     except Exception as exc:
         raise _read_error(exc, config) from exc
+
+
+def _name_empty_columns(client, result, sql: str, parameters: dict[str, Any], settings: dict[str, Any]) -> None:
+    """The embedded engine answers an empty result without its columns; ask it for them.
+
+    A caller (an API client, a report) still needs the names and types of an answer with no rows.
+    ``sql`` is what was just run, so describing it reads nothing more than running it did."""
+    from clickhouse_connect.datatypes.registry import get_from_name
+
+    described = client.query(f"DESCRIBE ({sql})", parameters=parameters, settings=settings).result_rows
+    result.column_names = tuple(row[0] for row in described)
+    result.column_types = tuple(get_from_name(row[1]) for row in described)
 
 
 def _engine_message(exc: Exception, prefix: str) -> str:

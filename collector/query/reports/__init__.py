@@ -81,11 +81,7 @@ def _named(execute: Execute) -> Execute:
     def run(sql: str, parameters: dict[str, Any]):
         # only what the text binds: a client given values but no {name:Type} would format them in itself
         parameters = {k: v for k, v in parameters.items() if "{" + k + ":" in sql}
-        names, rows = execute(sql, parameters)
-        if not names and not rows:
-            _, described = execute(f"DESCRIBE ({sql})", parameters)
-            names = [row[0] for row in described]
-        return names, rows
+        return execute(sql, parameters)  # an empty answer still names its columns (Store.read)
     return run
 
 

@@ -1,6 +1,6 @@
 """Agent statistics (what the orchestrator dashboards of seed 003 show), from raw spans.
 
-Durations are exact quantiles (``quantilesExactInclusive``: linear
+Durations are exact quantiles (``quantileExactInclusive``: linear
 interpolation between the two nearest values, the same definition as
 Python's ``statistics.quantiles(method='inclusive')`` and numpy's default),
 so a p99 is reproducible, not a sample.
@@ -14,7 +14,10 @@ from __future__ import annotations
 from .base import (CURSOR, Output, Param, ReportRequest, decode_cursor, encode_cursor, limit_param, page,
                    without_column)
 
-QUANTILES = "quantilesExactInclusive(0.5, 0.95, 0.99)(Duration / 1e6)"
+# One quantileExactInclusive per level rather than quantilesExactInclusive(...): the gateway's parser
+# (sqlglot) does not know the plural as a parametric aggregate and would misread it.
+QUANTILES = ("[quantileExactInclusive(0.5)(Duration / 1e6), quantileExactInclusive(0.95)(Duration / 1e6), "
+             "quantileExactInclusive(0.99)(Duration / 1e6)]")
 FINISHED = "('completed', 'failed', 'conflict', 'paused')"
 IS_ERROR = "(StatusCode = 'Error' OR ActivityStatus = 'failed' OR Severity IN ('error', 'critical'))"
 
@@ -30,7 +33,8 @@ def agent_stats(req: ReportRequest) -> Output:
         f"countIf({IS_ERROR}) AS errors, "
         "countIf(ActivityStatus = 'conflict' AND ActivityType != 'agent_run') AS conflicts, "
         "countIf(ActivityStatus = 'paused' AND ActivityType != 'agent_run') AS pauses, "
-        f"quantilesExactInclusiveIf(0.5, 0.95, 0.99)(Duration / 1e6, ActivityType = 'agent_run') AS q, "
+        "[" + ", ".join(f"quantileExactInclusiveIf({level})(Duration / 1e6, ActivityType = 'agent_run')"
+                        for level in ("0.5", "0.95", "0.99")) + "] AS q, "
         "if(runs = 0, NULL, round(q[1], 3)) AS run_p50_ms, if(runs = 0, NULL, round(q[2], 3)) AS run_p95_ms, "
         "if(runs = 0, NULL, round(q[3], 3)) AS run_p99_ms, "
         "sum(toDecimal128(TotalCost, 12)) AS usd "
