@@ -23,6 +23,7 @@ from .stats import IngestStats
 from .writer.segment_writer import Backoff, SegmentWriter, SharedExclusiveLock
 from .pricing.lookup import CollectorPricing
 from .auth import TokenAuth
+from .ingest.export_steps import ExportSteps
 from .ingest.grpc_receiver import OtlpGrpcServer, ReceiverSettings, TlsFiles, TraceExportHandler
 from .store import SchemaOptions, Store, StoreConfig, StoreUnavailable, migrate
 from .wal import WriteAheadLog
@@ -58,6 +59,7 @@ class Overrides:
     data_dir: str | None = None
     clickhouse_url: str | None = None
     api_endpoint: str | None = None
+    http_endpoint: str | None = None  # OTLP/HTTP; given, it also turns the protocol on
 
 
 def store_config(config: CollectorConfig, overrides: Overrides = Overrides()) -> StoreConfig:
@@ -111,6 +113,11 @@ class Collector:
         self.writers: list[SegmentWriter] = []
         self.ingest_gate = SharedExclusiveLock()  # segment loads vs moving parked spans
         self.server: OtlpGrpcServer | None = None
+        self.http_server = None  # OtlpHttpServer when receivers.otlp.protocols.http is configured
+        self.forwarders: list = []
+        from .telemetry import CollectorMetrics
+
+        self.metrics = CollectorMetrics(self)
         self.api = None
         self.store_error = ""
         self._lock = None
@@ -182,6 +189,11 @@ class Collector:
                                       admission=self.admission, gate=self.ingest_gate) for _ in range(consumers)]
         for writer in self.writers:
             writer.start()
+        from .forward import forwarders_from_config
+
+        self.forwarders = forwarders_from_config(self.config, self.wal, self.data_dir)
+        for forwarder in self.forwarders:
+            forwarder.start()
         self._start_api()
         self._start_receiver()
         self._write_runtime_file()
@@ -200,10 +212,31 @@ class Collector:
             auth=TokenAuth(bearer_tokens(self.config)),
         )
         sink = WalSink(self.wal, self.admission, self.stats)
-        handler = TraceExportHandler(sink, settings, on_rejected=self._count_rejected)
-        self.server = OtlpGrpcServer(handler, settings)
+        steps = ExportSteps(sink, settings.auth, settings.time_bounds, self._count_rejected,
+                            on_finished=self.metrics.observe_export)
+        self.server = OtlpGrpcServer(TraceExportHandler(sink, settings, steps=steps), settings)
         self.server.start()
         log.info("receiving OTLP/gRPC on %s", self.server.address)
+        if self.overrides.http_endpoint or self.config.http_enabled():
+            self._start_http_receiver(steps)
+
+    def _start_http_receiver(self, steps: ExportSteps) -> None:
+        from .ingest.http_receiver import HttpReceiverSettings, OtlpHttpServer
+
+        http_cfg = self.config.get("receivers.otlp.protocols.http")
+        settings = HttpReceiverSettings(
+            endpoint=self.overrides.http_endpoint or http_cfg["endpoint"],
+            traces_url_path=http_cfg["traces_url_path"],
+            max_request_body_bytes=http_cfg["max_request_body_size"],
+            max_concurrent_requests=max(1, http_cfg["max_concurrent_requests"]),
+            cors_allowed_origins=tuple(str(o) for o in http_cfg["cors"]["allowed_origins"]),
+            cors_allowed_headers=tuple(str(h) for h in http_cfg["cors"]["allowed_headers"]),
+            cors_max_age_s=http_cfg["cors"]["max_age"],
+            tls_cert_file=http_cfg["tls"]["cert_file"], tls_key_file=http_cfg["tls"]["key_file"],
+        )
+        self.http_server = OtlpHttpServer(steps, settings)
+        self.http_server.start()
+        log.info("receiving OTLP/HTTP on %s%s", self.http_server.url, settings.traces_url_path)
 
     def _count_rejected(self, n: int) -> None:
         self.stats.spans_rejected += n
@@ -220,6 +253,7 @@ class Collector:
 
     def _write_runtime_file(self) -> None:
         info = {"pid": os.getpid(), "grpc": self.server.address if self.server else "",
+                "http": self.http_server.url if self.http_server else "",
                 "api": self.api.url if self.api else ""}
         tmp = self.data_dir / (RUNTIME_FILE + ".tmp")
         tmp.write_text(json.dumps(info))
@@ -228,6 +262,8 @@ class Collector:
     def stop(self, timeout_s: float = 30.0) -> bool:
         """Graceful: refuse new calls, finish those in flight, store everything durable. True if drained."""
         (self.data_dir / RUNTIME_FILE).unlink(missing_ok=True)
+        if self.http_server:
+            self.http_server.stop(timeout_s=min(10.0, timeout_s / 3))
         if self.server:
             self.server.stop(grace_s=min(10.0, timeout_s / 3))
         self._connect_stop.set()
@@ -235,7 +271,11 @@ class Collector:
             self.wal.close()
         for writer in self.writers:
             writer.request_stop()
+        for forwarder in self.forwarders:  # deliver what is sealed while the writers drain; cursors keep the rest
+            forwarder.request_stop(drain_s=min(5.0, timeout_s / 3))
         drained = all([writer.stop(timeout_s) for writer in self.writers])
+        for forwarder in self.forwarders:
+            forwarder.stop(timeout_s=min(10.0, timeout_s / 3))
         if self.api:
             self.api.stop()
         if self._store:
@@ -252,4 +292,6 @@ class Collector:
         snapshot["store"] = self.store_config.describe()
         snapshot["store_ready"] = self._store is not None
         snapshot["store_error"] = self.store_error
+        snapshot["forwarding"] = {f.destination: {**vars(f.stats), "segments_behind": f.segments_behind}
+                                  for f in self.forwarders}
         return snapshot

@@ -45,3 +45,7 @@ class QueryBusy(SpanledgerError):
     def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class Unauthenticated(SpanledgerError):
+    """The caller sent no bearer token, or one that is not configured (gRPC UNAUTHENTICATED, HTTP 401)."""

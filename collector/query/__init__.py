@@ -21,13 +21,24 @@ def run_query(collector, sql: str, parameters: dict[str, Any] | None = None, *, 
     from ..store import QueryRejected, StoreUnavailable
     from ..errors import QueryRefused
 
-    store = collector.store()
-    if store is None:
-        raise StoreUnavailable("the store is not reachable yet; retry shortly")
+    import time
+
+    from ..telemetry import observe_query
+
+    started, outcome = time.perf_counter(), "error"
     try:
-        return store.query(sql, parameters or {}, tenant=tenant)
-    except QueryRejected as exc:
-        raise QueryRefused(str(exc)) from exc
+        store = collector.store()
+        if store is None:
+            raise StoreUnavailable("the store is not reachable yet; retry shortly")
+        try:
+            result = store.query(sql, parameters or {}, tenant=tenant)
+        except QueryRejected as exc:
+            outcome = "refused"
+            raise QueryRefused(str(exc)) from exc
+        outcome = "ok"
+        return result
+    finally:  # /metrics: spanledger_query_duration_seconds{outcome}
+        observe_query(collector, time.perf_counter() - started, outcome)
 
 
 def describe_schema(collector, *, tenant: str | None) -> list[dict[str, Any]]:
