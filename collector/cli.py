@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store_flags(p)
     p.add_argument("--grpc-endpoint", help="HOST:PORT to receive OTLP/gRPC on (default localhost:4317)")
     p.add_argument("--api-endpoint", help="HOST:PORT of the query API (default localhost:4319)")
+    p.add_argument("--http-endpoint", help="HOST:PORT to receive OTLP/HTTP on (default localhost:4318; "
+                   "turns OTLP/HTTP on even when the configuration file leaves it out)")
 
     p = sub.add_parser("migrate", help="create or upgrade the schema, then exit")
     _add_store_flags(p)
@@ -82,7 +84,8 @@ def _overrides(args):
     from .app import Overrides
 
     return Overrides(grpc_endpoint=getattr(args, "grpc_endpoint", None), data_dir=args.data_dir,
-                     clickhouse_url=args.clickhouse_url, api_endpoint=getattr(args, "api_endpoint", None))
+                     clickhouse_url=args.clickhouse_url, api_endpoint=getattr(args, "api_endpoint", None),
+                     http_endpoint=getattr(args, "http_endpoint", None))
 
 
 def cmd_collector(args) -> int:
@@ -103,7 +106,8 @@ def cmd_collector(args) -> int:
         print(f"spanledger collector: cannot start: {exc}", file=sys.stderr)
         collector.stop(5)
         return EXIT_FAILED
-    print(f"spanledger collector: OTLP/gRPC on {collector.server.address}, query API on {collector.api.url}, "
+    http = f"OTLP/HTTP on {collector.http_server.url}, " if collector.http_server else ""
+    print(f"spanledger collector: OTLP/gRPC on {collector.server.address}, {http}query API on {collector.api.url}, "
           f"storing into {collector.store_config.describe()}", flush=True)
     stop.wait()
     drained = collector.stop(timeout_s=30)

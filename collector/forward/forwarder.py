@@ -74,7 +74,7 @@ class Forwarder(threading.Thread):
             self.cursor.save(durable=True)
         wal.reserve_seq(self.cursor.next_seq - 1)  # seqs are never reused under a cursor
         self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._drain_until: float | None = None
         wal.seal_listeners.append(lambda seq: self._wake.set())
         wal.retention_holds.append(self.hold)
@@ -101,14 +101,14 @@ class Forwarder(threading.Thread):
         if self._drain_until is None:
             self.request_stop(0)
         self.join(timeout_s)
-        self._stop.set()
+        self._halt.set()
         self._wake.set()
         self.join(1)
         self.cursor.save(durable=True)
         self.transport.close()
 
     def _should_stop(self) -> bool:
-        if self._stop.is_set():
+        if self._halt.is_set():
             return True
         return self._drain_until is not None and (time.monotonic() >= self._drain_until or self.segments_behind == 0)
 
