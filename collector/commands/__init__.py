@@ -5,4 +5,4 @@ Every command works through a running collector's API, or directly on a data
 dir when none runs (see ``collector.cli.run_sql`` for the pattern).
 """
 
-COMMAND_MODULES: list[str] = []  # module names under collector/commands/, in --help order
+COMMAND_MODULES: list[str] = ["export"]  # module names under collector/commands/, in --help order

@@ -61,3 +61,25 @@ def describe_schema(collector, *, tenant: str | None) -> list[dict[str, Any]]:
     for table, name, type_ in result.result_rows:
         tables.setdefault(table, []).append({"name": name, "type": type_})
     return [{"table": f"{db}.{t}", "columns": cols} for t, cols in tables.items()]
+
+
+# --- MINIMAL STAND-IN, to be reconciled by the lead with the gateway's run_query_stream -------------
+# The `ecosystem` branch (exports) codes against this name and signature.  This version pages through
+# run_query with LIMIT/OFFSET over the caller's SQL, so memory stays at one block, tenancy and the
+# gateway's checks apply to every page, and no lock is held between pages.  The SQL must have an
+# ORDER BY that makes the order total (OFFSET paging re-runs it per page: fine for exports, not fast).
+def run_query_stream(collector, sql: str, parameters: dict[str, Any] | None = None, *, tenant: str | None,
+                     block_rows: int = 10_000):
+    """Yield the rows of one read-only SELECT as blocks (lists of row tuples), never more than one in memory."""
+    offset = 0
+    params = dict(parameters or {})
+    while True:
+        params.update(_stream_block=block_rows, _stream_offset=offset)
+        result = run_query(collector, f"SELECT * FROM ({sql}) LIMIT {{_stream_block:UInt64}} "
+                                      f"OFFSET {{_stream_offset:UInt64}}", params, tenant=tenant)
+        rows = result.result_rows
+        if rows:
+            yield rows
+        if len(rows) < block_rows:
+            return
+        offset += len(rows)
