@@ -34,7 +34,7 @@ NON_NEGATIVE_KEYS = frozenset({
     "llm.token_count.prompt", "llm.token_count.completion", "llm.token_count.total",
     "llm.usage.prompt_tokens", "llm.usage.completion_tokens",
     "spanledger.cost.input_usd", "spanledger.cost.output_usd", "spanledger.cost.total_usd",
-    "llm.cost.total", "llm.cost.prompt", "llm.cost.completion",
+    "llm.cost.total", "llm.cost.prompt", "llm.cost.completion", "gen_ai.usage.cost",
 })
 _MAX_MESSAGES = 10  # examples quoted in error_message
 
@@ -53,6 +53,7 @@ _NEGATIVE_VARINT = b"\xff\xff\xff\xff\x01"
 _NON_FINITE_PREFIXES = (b"\x21\x00\x00\x00\x00\x00\x00\xf8", b"\x21\x00\x00\x00\x00\x00\x00\xf0")
 _NON_FINITE_LAST = (0x7F, 0xFF)
 _LLM_COST_KEYS = (b"total\x12", b"prompt\x12", b"completion\x12")
+_NUMERIC_COST = b"gen_ai.usage.cost\x12"  # then AnyValue length 9, double_value tag 0x21, 8 bytes
 # after a cost key: AnyValue length (1 byte), string_value tag, text length (1..127), a digit first
 _PLAIN_DECIMAL_VALUE = re.compile(rb"[\x00-\x7f]\x0a[\x01-\x7f][0-9]")
 
@@ -147,6 +148,12 @@ def _may_hold_bad_numbers(data: bytes) -> bool:
                     return True
                 break
         pos = data.find(b"llm.cost.", pos + 1)
+    pos = data.find(_NUMERIC_COST)
+    while pos >= 0:  # gen_ai.usage.cost is a double: its sign bit is the top bit of its last byte
+        v = pos + len(_NUMERIC_COST)
+        if data[v:v + 2] != b"\x09\x21" or v + 10 > len(data) or data[v + 9] & 0x80:
+            return True  # negative, or not a plain double: let the full check judge it
+        pos = data.find(_NUMERIC_COST, pos + 1)
     return False
 
 
