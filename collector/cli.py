@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("migrate", help="create or upgrade the schema, then exit")
     _add_store_flags(p)
+    p.add_argument("--print", action="store_true", dest="print_ddl",
+                   help="print the DDL for this configuration (e.g. a cluster's ON CLUSTER / Replicated / "
+                        "Distributed tables) without connecting to anything")
 
     p = sub.add_parser("sql", help="run one read-only SQL query")
     p.add_argument("query")
@@ -122,6 +125,15 @@ def cmd_migrate(args) -> int:
     from .store import Store, migrate
 
     config = load_config(args.config)
+    if getattr(args, "print_ddl", False):
+        from .app import _schema_options
+        from .store.ddl import schema_files
+
+        for schema_file in schema_files(_schema_options(config.get("exporters.clickhouse"))):
+            print(f"-- {schema_file.name}")
+            for statement in schema_file.statements:
+                print(statement.rstrip() + ";\n")
+        return 0
     store = Store(store_config(config, _overrides(args)))
     try:
         report = migrate(store.writer, store.options)
