@@ -14,6 +14,7 @@ import time
 import httpx
 import pytest
 from collector_support import FAST_BATCH, RawClient, make_span, new_request, rows, wait_stored
+from otlp_http_support import OPERATOR_TOKEN, TENANT_TOKENS, auth_config
 from serve_support import serve_routers
 
 from spanledger.collector.query.export import export_chunks
@@ -22,16 +23,8 @@ from spanledger.collector.serve.export import router
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent / "forward"))
 from process_support import CollectorProcess  # noqa: E402
 
-TOKEN, ACME = "operator-token-0123456789", "acme-token-0123456789ab"
-AUTH = FAST_BATCH + f"""receivers:
-  otlp:
-    protocols:
-      grpc: {{auth: {{authenticator: bearertokenauth}}}}
-extensions:
-  bearertokenauth:
-    tokens: ["{TOKEN}"]
-    tenants: {{acme: "{ACME}"}}
-"""
+TOKEN, ACME = OPERATOR_TOKEN, TENANT_TOKENS["acme"]
+AUTH = FAST_BATCH + auth_config()
 OPERATOR = {"Authorization": f"Bearer {TOKEN}"}
 # every column an OTLP round trip must keep, as text, so both stores compare exactly
 ROUND_TRIP = ("SELECT SpanId, toString(tuple(toUnixTimestamp64Nano(Timestamp), TraceId, ParentSpanId, TraceState, "

@@ -8,14 +8,14 @@ import time
 import httpx
 import pytest
 from collector_support import FAST_BATCH, RawClient, make_span, new_request, wait_stored
-from otlp_http_support import start_http_collector, traces_url
+from otlp_http_support import OPERATOR_TOKEN, TENANT_TOKENS, auth_config, start_http_collector, traces_url
 from prometheus_client.parser import text_string_to_metric_families
 from serve_support import serve_routers
 
 from spanledger.collector.query import run_query
 from spanledger.collector.serve.metrics import router
 
-TOKEN, TENANT = "operator-token-0123456789", "acme-token-0123456789ab"
+TOKEN, TENANT = OPERATOR_TOKEN, TENANT_TOKENS["acme"]
 
 
 def _free_port() -> int:
@@ -94,15 +94,7 @@ def test_counters_match_what_was_sent_over_grpc_and_http(collector):
 
 
 def test_metrics_need_an_operator_token_when_auth_is_on(tmp_path):
-    config = FAST_BATCH + f"""receivers:
-  otlp:
-    protocols:
-      grpc: {{auth: {{authenticator: bearertokenauth}}}}
-extensions:
-  bearertokenauth:
-    tokens: ["{TOKEN}"]
-    tenants: {{acme: "{TENANT}"}}
-"""
+    config = FAST_BATCH + auth_config()
     collector = start_http_collector(tmp_path / "data", config)
     try:
         with serve_routers(collector, router) as url:

@@ -14,24 +14,14 @@ import pytest
 from collector_support import FAST_BATCH, make_span, new_request, rows, wait_stored
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-from otlp_http_support import start_http_collector, traces_url
+from otlp_http_support import OPERATOR_TOKEN, TENANT_TOKENS, auth_config, start_http_collector, traces_url
 
 from spanledger.collector.config import load_config
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 JSON = {"Content-Type": "application/json"}
-TOKEN = "operator-token-0123456789"
-TENANT_TOKEN = "acme-token-0123456789ab"
-AUTH_CONFIG = FAST_BATCH + f"""receivers:
-  otlp:
-    protocols:
-      grpc: {{auth: {{authenticator: bearertokenauth}}}}
-      http: {{}}
-extensions:
-  bearertokenauth:
-    tokens: ["{TOKEN}"]
-    tenants: {{acme: "{TENANT_TOKEN}"}}
-"""
+TOKEN, TENANT_TOKEN = OPERATOR_TOKEN, TENANT_TOKENS["acme"]
+AUTH_CONFIG = FAST_BATCH + auth_config(http="traces_url_path: /v1/traces")
 
 
 @pytest.fixture

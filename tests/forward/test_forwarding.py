@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from collector_support import FAST_BATCH, RawClient, make_span, new_request, rows, wait_stored
-from otlp_http_support import start_http_collector
+from otlp_http_support import OPERATOR_TOKEN, TENANT_TOKENS, auth_config, start_http_collector
 from process_support import CollectorProcess
 
 from spanledger.collector.app import Collector, Overrides
@@ -204,16 +204,8 @@ def test_stored_segments_are_kept_until_every_destination_has_them(fleet, tmp_pa
     wait_until(lambda: len(list(wal_dir.glob("*.done"))) <= 1, what=".done segments released")
 
 
-TOKEN, ACME, GLOBEX = "operator-token-0123456789", "acme-token-0123456789ab", "globex-token-0123456789a"
-AUTH = f"""receivers:
-  otlp:
-    protocols:
-      grpc: {{auth: {{authenticator: bearertokenauth}}}}
-extensions:
-  bearertokenauth:
-    tokens: ["{TOKEN}"]
-    tenants: {{acme: "{ACME}", globex: "{GLOBEX}"}}
-"""
+TOKEN, ACME, GLOBEX = OPERATOR_TOKEN, TENANT_TOKENS["acme"], TENANT_TOKENS["globex"]
+AUTH = auth_config(("acme", "globex"))
 
 
 def test_tenant_filter_forwards_only_the_listed_tenants_and_headers_are_sent(fleet):

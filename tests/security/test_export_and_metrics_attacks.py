@@ -15,21 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "collector"))
+from otlp_http_support import OPERATOR_TOKEN, TENANT_TOKENS, auth_config  # noqa: E402
 from serve_support import serve_routers  # noqa: E402
 
 from spanledger.collector.serve.export import router as export_router  # noqa: E402
 from spanledger.collector.serve.metrics import router as metrics_router  # noqa: E402
 
-TOKEN, ACME, GLOBEX = "operator-token-0123456789", "acme-token-0123456789ab", "globex-token-0123456789a"
-CONFIG = FAST_BATCH + f"""receivers:
-  otlp:
-    protocols:
-      grpc: {{auth: {{authenticator: bearertokenauth}}}}
-extensions:
-  bearertokenauth:
-    tokens: ["{TOKEN}"]
-    tenants: {{acme: "{ACME}", globex: "{GLOBEX}"}}
-"""
+TOKEN, ACME, GLOBEX = OPERATOR_TOKEN, TENANT_TOKENS["acme"], TENANT_TOKENS["globex"]
+CONFIG = FAST_BATCH + auth_config(("acme", "globex"))
 
 
 @pytest.fixture(scope="module")
