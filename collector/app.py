@@ -229,6 +229,7 @@ class Collector:
             traces_url_path=http_cfg["traces_url_path"],
             max_request_body_bytes=http_cfg["max_request_body_size"],
             max_concurrent_requests=max(1, http_cfg["max_concurrent_requests"]),
+            read_timeout_s=http_cfg["read_timeout"] or 30.0,
             cors_allowed_origins=tuple(str(o) for o in http_cfg["cors"]["allowed_origins"]),
             cors_allowed_headers=tuple(str(h) for h in http_cfg["cors"]["allowed_headers"]),
             cors_max_age_s=http_cfg["cors"]["max_age"],

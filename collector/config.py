@@ -63,6 +63,7 @@ SCHEMA: dict[str, Any] = {
         "traces_url_path": (_STR, "/v1/traces"),
         "max_request_body_size": (_INT, 4 << 20),  # bytes, checked while reading and after decompression
         "max_concurrent_requests": (_INT, 16),     # beyond: 429 + Retry-After
+        "read_timeout": (_DUR, 30.0),              # a body slower than this gets 408
         "tls": {"cert_file": (_STR, ""), "key_file": (_STR, "")},
         "cors": {"allowed_origins": (_LIST, []), "allowed_headers": (_LIST, []), "max_age": (_INT, 0)},
         "auth": {"authenticator": (_STR, "")},

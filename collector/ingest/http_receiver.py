@@ -8,6 +8,7 @@ WalSink.accept -> WAL), spelled in the OTLP/HTTP status codes:
   401  missing or unknown bearer token
   413  body over ``max_request_body_size``, before or after decompression (gzip bombs)
   415  Content-Type is neither application/x-protobuf nor application/json
+  408  the body took longer than ``read_timeout`` to arrive
   429  more requests in flight than ``max_concurrent_requests``  Retry-After
   503  memory ceiling reached, WAL full, disk failing            Retry-After
 
@@ -26,6 +27,7 @@ import re
 import zlib
 from dataclasses import dataclass, field
 
+import anyio
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -54,6 +56,7 @@ class HttpReceiverSettings:
     traces_url_path: str = "/v1/traces"
     max_request_body_bytes: int = 4 << 20
     max_concurrent_requests: int = 16
+    read_timeout_s: float = 30.0  # a body that takes longer is answered 408 (slow senders cannot hold every slot)
     cors_allowed_origins: tuple[str, ...] = ()
     cors_allowed_headers: tuple[str, ...] = ()
     cors_max_age_s: int = 0
@@ -139,7 +142,13 @@ def build_app(steps: ExportSteps, settings: HttpReceiverSettings) -> Starlette:
                                "the Retry-After delay", "busy", {"Retry-After": "1"})
             in_flight += 1
             try:
-                body = await read_body(request, settings.max_request_body_bytes)
+                try:
+                    with anyio.fail_after(settings.read_timeout_s):
+                        body = await read_body(request, settings.max_request_body_bytes)
+                except TimeoutError:
+                    raise _Refused(408, code_pb2.DEADLINE_EXCEEDED, f"the request body did not arrive within "
+                                   f"read_timeout ({settings.read_timeout_s:g}s); send it faster or in smaller "
+                                   "requests", "timeout") from None
                 decode = otlp_json_to_protobuf if media == JSON else None
                 checked = await run_in_threadpool(steps.export, body, tenant, transport="http", decode=decode)
             finally:

@@ -201,3 +201,26 @@ def test_fuzz_receiver_answers_200_or_400_never_500(collector, document):
         assert response.json()["code"] == 3 and response.json()["error"]
     else:
         assert isinstance(response.json(), dict)
+
+
+def test_a_slow_body_is_cut_off_with_408_and_its_slot_given_back(tmp_path):
+    """Slowloris: a sender trickling its body cannot hold a concurrency slot for ever."""
+    import socket
+
+    config = FAST_BATCH + ("receivers:\n  otlp:\n    protocols:\n      http:\n"
+                           "        read_timeout: 500ms\n        max_concurrent_requests: 1\n")
+    collector = start_http_collector(tmp_path / "slow", config)
+    try:
+        host, port = collector.http_server.address.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                      b"Content-Length: 1000\r\n\r\n" + b"\x00" * 10)
+            answer = s.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert b"read_timeout" in answer
+        request, scope = new_request("after-slowloris")
+        make_span(scope, "fine")
+        response = httpx.post(traces_url(collector), content=request.SerializeToString(), headers=PROTOBUF)
+        assert response.status_code == 200
+    finally:
+        collector.stop(timeout_s=10)
