@@ -249,3 +249,39 @@ def test_pipeline_config_errors_name_the_key():
                          "service: {pipelines: {traces: {exporters: [clickhouse, otlp/x]}}}\n")
     # configured but not in the pipeline: not used (as in the Collector)
     assert load_config(text="exporters:\n  otlp/x: {endpoint: 'h:1'}\n").forward_exporters() == {}
+
+
+def test_sigkill_of_a_mid_forwarding_loses_nothing_and_the_destination_stores_once(tmp_path):
+    """A in its own process, killed with SIGKILL while forwarding; B (here) ends with every span exactly once."""
+    import signal
+
+    b = start_http_collector(tmp_path / "b")
+    a = None
+    try:
+        config = forwarding_config({"otlp/b": b.server.address})
+        a = CollectorProcess(tmp_path / "a", config)
+        client = RawClient(a.grpc_address)
+        sent = 0
+        try:
+            for r in range(40):
+                request, scope = new_request("crash")
+                for i in range(25):
+                    make_span(scope, f"crash-{r}-{i}")
+                client.export(request.SerializeToString())
+                sent += 25
+                if r % 10 == 9:
+                    time.sleep(0.15)  # several segments
+        finally:
+            client.close()
+        wait_until(lambda: b.stats.spans_accepted > 0, what="forwarding started")
+        a.proc.send_signal(signal.SIGKILL)
+        a.proc.wait(30)
+        a = CollectorProcess(tmp_path / "a", config)  # same data dir: WAL and cursor recovered
+        wait_stored(b, sent, timeout=60)
+        time.sleep(0.5)
+        assert rows(b, "SELECT count() AS n, uniqExact(SpanId) AS u FROM spanledger.otel_traces") == [{"n": sent, "u": sent}]
+        assert a.stats()["forwarding"]["otlp/b"]["spans_dropped"] == 0
+    finally:
+        if a is not None:
+            a.stop()
+        b.stop(timeout_s=10)
