@@ -224,3 +224,24 @@ def test_a_slow_body_is_cut_off_with_408_and_its_slot_given_back(tmp_path):
         assert response.status_code == 200
     finally:
         collector.stop(timeout_s=10)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.binary(max_size=2048), compress=st.booleans(),
+       content_type=st.sampled_from(["application/x-protobuf", "application/json"]))
+def test_fuzz_raw_bodies_over_http_answer_200_or_400(collector, body, compress, content_type):
+    headers = {"Content-Type": content_type}
+    if compress:
+        body, headers["Content-Encoding"] = gzip.compress(body), "gzip"
+    response = _post(collector, body, headers)
+    assert response.status_code in (200, 400), (response.status_code, response.text[:300])
+    if response.status_code == 400:
+        assert _status_message(response)
+
+
+def _status_message(response) -> str:
+    from google.rpc import status_pb2
+
+    if response.headers["content-type"].startswith("application/x-protobuf"):
+        return status_pb2.Status.FromString(response.content).message
+    return response.json()["error"]
