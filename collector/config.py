@@ -50,6 +50,20 @@ def substitute_env(text: str) -> str:
 # -- the declared shape: key -> (type, default) or nested dict ------------------
 _INT, _STR, _BOOL, _DUR, _LIST, _MAP = "int", "str", "bool", "duration", "list", "map"
 
+# One forwarding exporter (otlp/NAME or otlphttp/NAME), in the Collector's own exporter format.
+_FORWARD_EXPORTER: dict[str, Any] = {
+    "endpoint": (_STR, ""),
+    "headers": (_MAP, {}),
+    "compression": (_STR, "gzip"),
+    "timeout": (_DUR, 10.0),
+    "tls": {"insecure": (_BOOL, False), "ca_file": (_STR, ""), "cert_file": (_STR, ""), "key_file": (_STR, ""),
+            "insecure_skip_verify": (_BOOL, False)},
+    "retry_on_failure": {"initial_interval": (_DUR, 1.0), "max_interval": (_DUR, 30.0)},
+    # WAL segments kept for this destination while it is behind; older ones are dropped (counted)
+    "sending_queue": {"queue_size": (_INT, 100)},
+    "tenants": (_LIST, []),  # forward only these tenants' spans (empty: all)
+}
+
 SCHEMA: dict[str, Any] = {
     "receivers": {"otlp": {"protocols": {"grpc": {
         "endpoint": (_STR, "localhost:4317"),
@@ -95,19 +109,8 @@ SCHEMA: dict[str, Any] = {
     },
         # Forwarding destinations, in the Collector's own exporter format; any number of each,
         # named otlp/NAME (gRPC) or otlphttp/NAME (HTTP).  Templates: resolved only when given.
-        "otlp/*": (_FORWARD := {
-            "endpoint": (_STR, ""),
-            "headers": (_MAP, {}),
-            "compression": (_STR, "gzip"),
-            "timeout": (_DUR, 10.0),
-            "tls": {"insecure": (_BOOL, False), "ca_file": (_STR, ""), "cert_file": (_STR, ""), "key_file": (_STR, ""),
-                    "insecure_skip_verify": (_BOOL, False)},
-            "retry_on_failure": {"initial_interval": (_DUR, 1.0), "max_interval": (_DUR, 30.0)},
-            # WAL segments kept for this destination while it is behind; older ones are dropped (counted)
-            "sending_queue": {"queue_size": (_INT, 100)},
-            "tenants": (_LIST, []),  # forward only these tenants' spans (empty: all)
-        }),
-        "otlphttp/*": {**_FORWARD, "traces_endpoint": (_STR, "")},
+        "otlp/*": _FORWARD_EXPORTER,
+        "otlphttp/*": {**_FORWARD_EXPORTER, "traces_endpoint": (_STR, "")},
     },
     "extensions": {
         "bearertokenauth": {"tokens": (_LIST, []), "filename": (_STR, ""), "tenants": (_MAP, {})},
