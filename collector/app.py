@@ -25,6 +25,7 @@ from .writer.segment_writer import Backoff, SegmentWriter
 from .pricing.lookup import CollectorPricing
 from .pricing.pairs import model_pairs
 from .auth import TokenAuth
+from .ingest.export_steps import ExportSteps
 from .ingest.grpc_receiver import OtlpGrpcServer, ReceiverSettings, TlsFiles, TraceExportHandler
 from .store import SchemaOptions, Store, StoreConfig, StoreUnavailable, migrate
 from .store.retention import ContentRetention
@@ -64,6 +65,7 @@ class Overrides:
     clickhouse_url: str | None = None
     api_endpoint: str | None = None
     allow_insecure_remote: bool = False
+    http_endpoint: str | None = None  # OTLP/HTTP; given, it also turns the protocol on
 
 
 def store_config(config: CollectorConfig, overrides: Overrides = Overrides()) -> StoreConfig:
@@ -125,6 +127,11 @@ class Collector:
         self.server: OtlpGrpcServer | None = None
         self.sink: WalSink | None = None  # the one way into the WAL, shared by every receiver (gRPC, HTTP)
         self.auth = TokenAuth(bearer_tokens(config))
+        self.http_server = None  # OtlpHttpServer when receivers.otlp.protocols.http is configured
+        self.forwarders: list = []
+        from .telemetry import CollectorMetrics
+
+        self.metrics = CollectorMetrics(self)
         self.api = None
         from .feed import FeedHub, FeedSettings
 
@@ -214,6 +221,11 @@ class Collector:
             writer.start()
         self.budgets.start()
         self.sink = WalSink(self.wal, self.admission, self.stats)
+        from .forward import forwarders_from_config
+
+        self.forwarders = forwarders_from_config(self.config, self.wal, self.data_dir)
+        for forwarder in self.forwarders:
+            forwarder.start()
         self._start_api()
         self._start_receiver()
         self._write_runtime_file()
@@ -233,10 +245,32 @@ class Collector:
             tls=tls,
             auth=self.auth,
         )
-        handler = TraceExportHandler(self.sink, settings, on_rejected=self._count_rejected)
-        self.server = OtlpGrpcServer(handler, settings)
+        steps = ExportSteps(self.sink, settings.auth, settings.time_bounds, self._count_rejected,
+                            on_finished=self.metrics.observe_export)
+        self.server = OtlpGrpcServer(TraceExportHandler(self.sink, settings, steps=steps), settings)
         self.server.start()
         log.info("receiving OTLP/gRPC on %s", self.server.address)
+        if self.overrides.http_endpoint or self.config.http_enabled():
+            self._start_http_receiver(steps)
+
+    def _start_http_receiver(self, steps: ExportSteps) -> None:
+        from .ingest.http_receiver import HttpReceiverSettings, OtlpHttpServer
+
+        http_cfg = self.config.get("receivers.otlp.protocols.http")
+        settings = HttpReceiverSettings(
+            endpoint=self.overrides.http_endpoint or http_cfg["endpoint"],
+            traces_url_path=http_cfg["traces_url_path"],
+            max_request_body_bytes=http_cfg["max_request_body_size"],
+            max_concurrent_requests=max(1, http_cfg["max_concurrent_requests"]),
+            read_timeout_s=http_cfg["read_timeout"] or 30.0,
+            cors_allowed_origins=tuple(str(o) for o in http_cfg["cors"]["allowed_origins"]),
+            cors_allowed_headers=tuple(str(h) for h in http_cfg["cors"]["allowed_headers"]),
+            cors_max_age_s=http_cfg["cors"]["max_age"],
+            tls_cert_file=http_cfg["tls"]["cert_file"], tls_key_file=http_cfg["tls"]["key_file"],
+        )
+        self.http_server = OtlpHttpServer(steps, settings)
+        self.http_server.start()
+        log.info("receiving OTLP/HTTP on %s%s", self.http_server.url, settings.traces_url_path)
 
     def _count_rejected(self, n: int) -> None:
         self.stats.spans_rejected += n
@@ -281,6 +315,7 @@ class Collector:
 
     def _write_runtime_file(self) -> None:
         info = {"pid": os.getpid(), "grpc": self.server.address if self.server else "",
+                "http": self.http_server.url if self.http_server else "",
                 "api": self.api.url if self.api else ""}
         write_private(self.data_dir / RUNTIME_FILE, json.dumps(info).encode())
 
@@ -295,6 +330,8 @@ class Collector:
             return max(0.0, (deadline - time.monotonic()) * share)
 
         (self.data_dir / RUNTIME_FILE).unlink(missing_ok=True)
+        if self.http_server:
+            self.http_server.stop(timeout_s=min(10.0, timeout_s / 3))
         if self.server:
             self.server.stop(grace_s=min(10.0, timeout_s / 3))
         self._connect_stop.set()
@@ -302,7 +339,11 @@ class Collector:
             self.wal.close(timeout=min(5.0, left(0.5)))
         for writer in self.writers:
             writer.request_stop()
+        for forwarder in self.forwarders:  # deliver what is sealed while the writers drain; cursors keep the rest
+            forwarder.request_stop(drain_s=min(5.0, timeout_s / 3))
         drained = all([writer.stop(left(0.9)) for writer in self.writers])
+        for forwarder in self.forwarders:
+            forwarder.stop(timeout_s=min(10.0, left(0.3)))
         if getattr(self, "retention_job", None):
             self.retention_job.stop()
         self.budgets.stop()
@@ -329,4 +370,6 @@ class Collector:
         snapshot["store"] = self.store_config.describe()
         snapshot["store_ready"] = self._store is not None
         snapshot["store_error"] = self.store_error
+        snapshot["forwarding"] = {f.destination: {**vars(f.stats), "segments_behind": f.segments_behind}
+                                  for f in self.forwarders}
         return snapshot

@@ -38,9 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-endpoint", help="HOST:PORT of the HTTP API (default localhost:4319)")
     p.add_argument("--allow-insecure-remote", action="store_true",
                    help="listen on a non-loopback address without bearer tokens (only on a trusted network)")
+    p.add_argument("--http-endpoint", help="HOST:PORT to receive OTLP/HTTP on (default localhost:4318; "
+                   "turns OTLP/HTTP on even when the configuration file leaves it out)")
 
     p = sub.add_parser("migrate", help="create or upgrade the schema, then exit")
     _add_store_flags(p)
+    p.add_argument("--print", action="store_true", dest="print_ddl",
+                   help="print the DDL for this configuration (e.g. a cluster's ON CLUSTER / Replicated / "
+                        "Distributed tables) without connecting to anything")
 
     p = sub.add_parser("sql", help="run one read-only SQL query")
     p.add_argument("query")
@@ -86,7 +91,8 @@ def _overrides(args):
 
     return Overrides(grpc_endpoint=getattr(args, "grpc_endpoint", None), data_dir=args.data_dir,
                      clickhouse_url=args.clickhouse_url, api_endpoint=getattr(args, "api_endpoint", None),
-                     allow_insecure_remote=getattr(args, "allow_insecure_remote", False))
+                     allow_insecure_remote=getattr(args, "allow_insecure_remote", False),
+                     http_endpoint=getattr(args, "http_endpoint", None))
 
 
 def cmd_collector(args) -> int:
@@ -109,7 +115,8 @@ def cmd_collector(args) -> int:
         print(f"spanledger collector: cannot start: {exc}", file=sys.stderr)
         collector.stop(5)
         return EXIT_FAILED
-    print(f"spanledger collector: OTLP/gRPC on {collector.server.address}, HTTP API on {collector.api.url}, "
+    http = f"OTLP/HTTP on {collector.http_server.url}, " if collector.http_server else ""
+    print(f"spanledger collector: OTLP/gRPC on {collector.server.address}, {http}HTTP API on {collector.api.url}, "
           f"storing into {collector.store_config.describe()}", flush=True)
     if not collector.auth.enabled:
         print("spanledger collector: *** AUTHENTICATION IS OFF *** anyone who can reach these listeners can send "
@@ -134,6 +141,15 @@ def cmd_migrate(args) -> int:
     from .store import Store, migrate
 
     config = load_config(args.config)
+    if getattr(args, "print_ddl", False):
+        from .app import _schema_options
+        from .store.ddl import schema_files
+
+        for schema_file in schema_files(_schema_options(config.get("exporters.clickhouse"))):
+            print(f"-- {schema_file.name}")
+            for statement in schema_file.statements:
+                print(statement.rstrip() + ";\n")
+        return 0
     store = Store(store_config(config, _overrides(args)))
     try:
         report = migrate(store.writer, store.options)

@@ -51,12 +51,36 @@ def substitute_env(text: str) -> str:
 _INT, _STR, _BOOL, _DUR, _LIST, _MAP = "int", "str", "bool", "duration", "list", "map"
 _RECORDS = "records"  # a list of mappings; what each holds is checked by the part that reads it, naming key[i].field
 
+# One forwarding exporter (otlp/NAME or otlphttp/NAME), in the Collector's own exporter format.
+_FORWARD_EXPORTER: dict[str, Any] = {
+    "endpoint": (_STR, ""),
+    "headers": (_MAP, {}),
+    "compression": (_STR, "gzip"),
+    "timeout": (_DUR, 10.0),
+    "tls": {"insecure": (_BOOL, False), "ca_file": (_STR, ""), "cert_file": (_STR, ""), "key_file": (_STR, ""),
+            "insecure_skip_verify": (_BOOL, False)},
+    "retry_on_failure": {"initial_interval": (_DUR, 1.0), "max_interval": (_DUR, 30.0)},
+    # WAL segments kept for this destination while it is behind; older ones are dropped (counted)
+    "sending_queue": {"queue_size": (_INT, 100)},
+    "tenants": (_LIST, []),  # forward only these tenants' spans (empty: all)
+}
+
 SCHEMA: dict[str, Any] = {
     "receivers": {"otlp": {"protocols": {"grpc": {
         "endpoint": (_STR, "localhost:4317"),
         "max_recv_msg_size_mib": (_INT, 4),
         "max_concurrent_streams": (_INT, 16),
         "tls": {"cert_file": (_STR, ""), "key_file": (_STR, ""), "client_ca_file": (_STR, "")},
+        "auth": {"authenticator": (_STR, "")},
+    }, "http": {
+        # enabled when this key is in the configuration file (as in the Collector); see http_enabled()
+        "endpoint": (_STR, "localhost:4318"),
+        "traces_url_path": (_STR, "/v1/traces"),
+        "max_request_body_size": (_INT, 4 << 20),  # bytes, checked while reading and after decompression
+        "max_concurrent_requests": (_INT, 16),     # beyond: 429 + Retry-After
+        "read_timeout": (_DUR, 30.0),              # a body slower than this gets 408
+        "tls": {"cert_file": (_STR, ""), "key_file": (_STR, "")},
+        "cors": {"allowed_origins": (_LIST, []), "allowed_headers": (_LIST, []), "max_age": (_INT, 0)},
         "auth": {"authenticator": (_STR, "")},
     }}}},
     "processors": {
@@ -84,7 +108,12 @@ SCHEMA: dict[str, Any] = {
         "retention": {"spans": (_DUR, 0.0), "content": (_DUR, 0.0), "rollups": (_DUR, 0.0)},
         "retry_on_failure": {"initial_interval": (_DUR, 0.2), "max_interval": (_DUR, 30.0)},
         "sending_queue": {"num_consumers": (_INT, 2)},
-    }},
+    },
+        # Forwarding destinations, in the Collector's own exporter format; any number of each,
+        # named otlp/NAME (gRPC) or otlphttp/NAME (HTTP).  Templates: resolved only when given.
+        "otlp/*": _FORWARD_EXPORTER,
+        "otlphttp/*": {**_FORWARD_EXPORTER, "traces_endpoint": (_STR, "")},
+    },
     "extensions": {
         "bearertokenauth": {"tokens": (_LIST, []), "filename": (_STR, ""), "tenants": (_MAP, {})},
         "spanledger_api": {"endpoint": (_STR, "localhost:4319"), "time_zone": (_STR, "UTC"),
@@ -157,12 +186,17 @@ def _resolve(schema: dict[str, Any], given: Any, path: str) -> dict[str, Any]:
         given = {}
     if not isinstance(given, dict):
         raise ConfigError(f"{path or 'the configuration'}: expected a mapping of keys, got {given!r}")
+    out: dict[str, Any] = {}
     for key in given:
         if key not in schema:
             where = f"{path}.{key}" if path else key
-            raise ConfigError(f"{where}: unknown key (known here: {', '.join(sorted(schema))})")
-    out: dict[str, Any] = {}
+            template = schema.get(key.split("/", 1)[0] + "/*")
+            if template is None or key.endswith("/"):
+                raise ConfigError(f"{where}: unknown key (known here: {', '.join(sorted(schema))})")
+            out[key] = _resolve(template, given[key], where)
     for key, spec in schema.items():
+        if key.endswith("/*"):
+            continue
         where = f"{path}.{key}" if path else key
         if isinstance(spec, dict):
             out[key] = _resolve(spec, given.get(key), where)
@@ -178,6 +212,21 @@ class CollectorConfig:
 
     raw: dict[str, Any] = field(default_factory=lambda: _resolve(SCHEMA, {}, ""))
     source: str = "defaults"
+    given: dict[str, Any] | None = None  # the file as written (None: no file, the shipped defaults)
+
+    def http_enabled(self) -> bool:
+        """OTLP/HTTP is on when ``receivers.otlp.protocols.http`` is in the file, as in the Collector.
+        With no file at all the shipped otel-config.yaml applies, which has it."""
+        if self.given is None:
+            return True
+        protocols = ((self.given.get("receivers") or {}).get("otlp") or {}).get("protocols") or {}
+        return "http" in protocols
+
+    def forward_exporters(self) -> dict[str, dict[str, Any]]:
+        """The otlp/NAME and otlphttp/NAME exporters the traces pipeline lists, in its order."""
+        exporters = self.raw["exporters"]
+        return {name: exporters[name] for name in self.get("service.pipelines.traces.exporters")
+                if name != "clickhouse"}
 
     def get(self, dotted: str) -> Any:
         node: Any = self.raw
@@ -221,22 +270,33 @@ def load_config(path: Path | None = None, text: str | None = None) -> CollectorC
         data = _expand_env(yaml.safe_load(text) or {}, yaml)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path or 'configuration'} is not valid YAML: {exc}") from exc
-    config = CollectorConfig(_resolve(SCHEMA, data, ""), str(path or "text"))
+    config = CollectorConfig(_resolve(SCHEMA, data, ""), str(path or "text"), data)
     _check_pipelines(config)
     return config
 
 
 def _check_pipelines(config: CollectorConfig) -> None:
     traces = config.get("service.pipelines.traces")
+    forwarders = {k for k in config.raw["exporters"] if k != "clickhouse" and "/" in k}
     for kind, known in (("receivers", {"otlp"}), ("processors", {"batch", "memory_limiter"}),
-                        ("exporters", {"clickhouse"})):
+                        ("exporters", {"clickhouse", *forwarders})):
         for name in traces[kind]:
             if name not in known:
                 raise ConfigError(f"service.pipelines.traces.{kind}: {name!r} is not available "
                                   f"(this collector has: {', '.join(sorted(known))})")
-    authenticator = config.get("receivers.otlp.protocols.grpc.auth.authenticator")
-    if authenticator and authenticator != "bearertokenauth":
-        raise ConfigError("receivers.otlp.protocols.grpc.auth.authenticator: only 'bearertokenauth' is available")
+    if "clickhouse" not in traces["exporters"]:
+        raise ConfigError("service.pipelines.traces.exporters: list clickhouse (the store); spanledger stores every "
+                          "span it accepts and forwards to the otlp/ and otlphttp/ exporters beside it")
+    for name in traces["exporters"]:
+        if name != "clickhouse" and not config.raw["exporters"][name]["endpoint"]:
+            raise ConfigError(f"exporters.{name}.endpoint: set the destination (host:port for otlp/, a URL for otlphttp/)")
+        if name != "clickhouse" and config.raw["exporters"][name]["compression"] not in ("gzip", "none", ""):
+            raise ConfigError(f"exporters.{name}.compression: write gzip or none")
+    for protocol in ("grpc", "http"):
+        authenticator = config.get(f"receivers.otlp.protocols.{protocol}.auth.authenticator")
+        if authenticator and authenticator != "bearertokenauth":
+            raise ConfigError(f"receivers.otlp.protocols.{protocol}.auth.authenticator: only 'bearertokenauth' "
+                              "is available")
     for ext in config.get("service.extensions"):
         if ext not in SCHEMA["extensions"]:
             raise ConfigError(f"service.extensions: {ext!r} is not available "
@@ -257,7 +317,9 @@ def _check_pipelines(config: CollectorConfig) -> None:
 
 def bearer_tokens(config: CollectorConfig) -> dict[str, str]:
     """token -> tenant ('' for a token without a tenant), from the bearertokenauth extension."""
-    if config.get("receivers.otlp.protocols.grpc.auth.authenticator") != "bearertokenauth":
+    # One set of tokens for every listener: naming the authenticator on either protocol turns it on for all.
+    if "bearertokenauth" not in (config.get("receivers.otlp.protocols.grpc.auth.authenticator"),
+                                 config.get("receivers.otlp.protocols.http.auth.authenticator")):
         return {}
     ext = config.get("extensions.bearertokenauth")
     tokens: dict[str, str] = {str(t): "" for t in ext["tokens"]}

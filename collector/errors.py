@@ -147,3 +147,7 @@ def engine_error_code(exc: BaseException) -> int | None:
 
 class ReportError(SpanledgerError):
     """A report parameter that is not valid (HTTP 400); the message names it and says what to give."""
+
+
+class Unauthenticated(SpanledgerError):
+    """The caller sent no bearer token, or one that is not configured (gRPC UNAUTHENTICATED, HTTP 401)."""

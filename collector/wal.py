@@ -321,6 +321,11 @@ class WriteAheadLog:
         # fingerprints of every request found on disk at start (stored or not), so that a
         # client's retry after a restart is still recognised; only the fingerprints are kept
         self.recovered_fingerprints: list[tuple[int, int, int, str]] = []
+        # Retention holds (forwarding): each returns the lowest segment seq its reader still needs, or
+        # None; a stored (.done) segment at or after the lowest hold is kept whatever retain_done_bytes says.
+        self.retention_holds: list = []
+        self.seal_listeners: list = []  # called with the seq of each newly sealed segment (keep them cheap)
+        self.last_sealed_seq = 0
 
         self._recover()
         self._flusher = threading.Thread(target=self._flush_loop, name="spanledger-wal-flusher", daemon=True)
@@ -434,7 +439,10 @@ class WriteAheadLog:
         self._fsync_dir()
         self._sealed.append(Segment(self._segment_seq, sealed, self._file_size, self._file_spans, self._file_requests,
                                     self._file_crc, self.instance, frozenset(self._file_pairs)))
+        self.last_sealed_seq = self._segment_seq
         self._sealed_ready.notify_all()
+        for listener in self.seal_listeners:
+            listener(self._segment_seq)
 
     def _fsync_dir(self) -> None:
         if self.fsync:
@@ -530,7 +538,11 @@ class WriteAheadLog:
         sizes = [(p, _size_or_none(p)) for p in sorted(self.directory.glob("*.done"))]
         done = [(p, size) for p, size in sizes if size is not None]
         total = sum(size for _, size in done)
+        held = [h for h in (hold() for hold in self.retention_holds) if h is not None]
+        lowest_held = min(held) if held else None
         while done and total > self.retain_done_bytes:
+            if lowest_held is not None and int(done[0][0].stem) >= lowest_held:
+                break  # a forwarding destination has not read this one yet
             oldest, size = done.pop(0)
             total -= size
             oldest.unlink(missing_ok=True)
@@ -570,7 +582,23 @@ class WriteAheadLog:
             self._segment_seq = max(self._segment_seq, int(path.stem))
             self.recovered_fingerprints.extend(
                 request_fingerprint(r.request, r.tenant) for r in scan(path.read_bytes()).records)
+        self.last_sealed_seq = self._segment_seq
         self._fsync_dir()
+
+    # -- reading for forwarding (each reader keeps its own cursor) ---------------------------
+    def segment_path(self, seq: int) -> Path | None:
+        """Where sealed segment ``seq`` is now (.wal, .done, or quarantined), or None if it is gone."""
+        name = f"{seq:012d}"
+        for path in (self.directory / f"{name}.wal", self.directory / f"{name}.done",
+                     self.directory / "quarantine" / f"{name}.wal"):
+            if path.exists():
+                return path
+        return None
+
+    def reserve_seq(self, seq: int) -> None:
+        """Never number a new segment ``seq`` or below (a forwarding cursor has passed it)."""
+        with self._lock:
+            self._segment_seq = max(self._segment_seq, seq)
 
     def iter_unstored_records(self) -> Iterator[Record]:
         """Records of sealed segments not yet stored, read from disk."""

@@ -141,6 +141,9 @@ COST_OUTPUT_USD: Final = "spanledger.cost.output_usd"
 COST_TOTAL_USD: Final = "spanledger.cost.total_usd"
 COST_SOURCE: Final = "spanledger.cost.source"  # provided | computed | unknown_model | none
 COST_PRICING_MODEL: Final = "spanledger.cost.pricing_model"  # the price entry that matched
+# The same total as a number (USD), under the name Langfuse reads and OpenLIT writes, for backends that
+# do not read ours.  A double, so not exact: spanledger.cost.total_usd stays the source of truth.
+GEN_AI_USAGE_COST: Final = "gen_ai.usage.cost"
 
 COST_SOURCE_PROVIDED: Final = "provided"
 COST_SOURCE_COMPUTED: Final = "computed"

@@ -5,4 +5,4 @@ Every command works through a running collector's API, or directly on a data
 dir when none runs (see ``collector.cli.run_sql`` for the pattern).
 """
 
-COMMAND_MODULES: list[str] = ["activities", "trace", "report", "feed", "budget", "config"]  # in --help order
+COMMAND_MODULES: list[str] = ["activities", "trace", "report", "feed", "budget", "export", "config"]  # in --help order

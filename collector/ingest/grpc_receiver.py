@@ -21,7 +21,6 @@ from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import grpc
 from google.protobuf import duration_pb2
@@ -29,22 +28,13 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from ..auth import TokenAuth
-from ..errors import Overloaded
-from .validation import Checked, InvalidRequest, TimeBounds, check_request
+from ..errors import Overloaded, Unauthenticated
+from .export_steps import ExportSteps, IngestSink
+from .validation import InvalidRequest, TimeBounds
 
 log = logging.getLogger(__name__)
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
-
-
-class IngestSink(Protocol):
-    def admit(self, size: int) -> int:
-        """Reserve memory for a request of ``size`` bytes (raise Overloaded if there is none); returns the reservation."""
-
-    def release(self, reservation: int) -> None: ...
-
-    def accept(self, checked: Checked, original: bytes, tenant: str) -> None:
-        """Return once the spans are durable; raise Overloaded if they cannot be taken now."""
 
 
 @dataclass(frozen=True)
@@ -88,41 +78,23 @@ class _StatusWithExtraTrailers(grpc.Status):
 
 
 class TraceExportHandler:
-    """The Export method, on raw bytes in and out."""
+    """The Export method, on raw bytes in and out: ExportSteps, spelled in gRPC status codes."""
 
-    def __init__(self, sink: IngestSink, settings: ReceiverSettings, on_rejected: Callable[[int], None] | None = None):
-        self.sink = sink
+    def __init__(self, sink: IngestSink, settings: ReceiverSettings, on_rejected: Callable[[int], None] | None = None,
+                 steps: ExportSteps | None = None):
         self.settings = settings
-        self.on_rejected = on_rejected or (lambda n: None)
+        self.steps = steps or ExportSteps(sink, settings.auth, settings.time_bounds, on_rejected or (lambda n: None))
 
     def export(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-        tenant = self.settings.auth.tenant_for(_metadata(context, "authorization"))
-        if tenant is None:
-            _abort(context, grpc.StatusCode.UNAUTHENTICATED,
-                   "missing or unknown bearer token: send 'authorization: Bearer <token>' with a configured token")
         try:
-            reservation = self.sink.admit(len(request))  # before parsing: parsing is what takes the memory
-        except Overloaded as exc:
-            _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc), retry_after_s=exc.retry_after_s)
-        try:
-            return self._export_admitted(request, context, tenant)
-        finally:
-            self.sink.release(reservation)
-
-    def _export_admitted(self, request: bytes, context: grpc.ServicerContext, tenant: str) -> bytes:
-        try:
-            checked = check_request(request, self.settings.time_bounds)
+            tenant = self.steps.authenticate(_metadata(context, "authorization"))
+            return self.steps.export(request, tenant, transport="grpc").response()
+        except Unauthenticated as exc:
+            _abort(context, grpc.StatusCode.UNAUTHENTICATED, str(exc))
         except InvalidRequest as exc:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        if checked.rejected:
-            self.on_rejected(checked.rejected)
-        if checked.accepted == 0:
-            return checked.response()
-        try:
-            self.sink.accept(checked, request, tenant)
         except Overloaded as exc:
             _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc), retry_after_s=exc.retry_after_s)
-        return checked.response()
 
 
 def _metadata(context: grpc.ServicerContext, key: str) -> str | None:

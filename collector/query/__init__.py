@@ -10,9 +10,11 @@ allow-lists, tenant rewrite, per-query limits and concurrency slots.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
+from ..errors import QueryRefused
 from .gateway import QueryGateway, readable_tables
 from .limits import QueryLimits
 
@@ -52,19 +54,31 @@ def run_query(collector, sql: str, parameters: dict[str, Any] | None = None, *, 
 
     Raises QueryRefused / QueryLimitExceeded / QueryBusy / QueryCancelled
     (collector.errors), or StoreUnavailable when the store is not reachable."""
-    store = _store(collector, sql, parameters, tenant)
-    return gateway_for(collector).run(store, sql, parameters, tenant=tenant, query_id=query_id)
+    from ..telemetry import observe_query
+
+    started, outcome = time.perf_counter(), "error"
+    try:
+        store = _store(collector, sql, parameters, tenant)
+        result = gateway_for(collector).run(store, sql, parameters, tenant=tenant, query_id=query_id)
+        outcome = "ok"
+        return result
+    except QueryRefused:
+        outcome = "refused"
+        raise
+    finally:  # /metrics: spanledger_query_duration_seconds{outcome}
+        observe_query(collector, time.perf_counter() - started, outcome)
 
 
 def run_query_stream(collector, sql: str, parameters: dict[str, Any] | None = None, *, tenant: str | None,
-                     query_id: str | None = None) -> Iterator[Any]:
+                     query_id: str | None = None, block_rows: int | None = None) -> Iterator[Any]:
     """Like run_query, but yields row blocks (lists of row tuples) for exports.
 
     The SQL is checked before this returns; the query runs while the generator
     is consumed, and closing the generator early cancels it.  The result size
     limit does not apply; the time and rows-read limits do."""
     store = _store(collector, sql, parameters, tenant)
-    return gateway_for(collector).stream(store, sql, parameters, tenant=tenant, query_id=query_id)
+    return gateway_for(collector).stream(store, sql, parameters, tenant=tenant, query_id=query_id,
+                                         block_rows=block_rows)
 
 
 def cancel_query(collector, query_id: str, *, tenant: str | None) -> bool:

@@ -141,18 +141,20 @@ class QueryGateway:
             return self._engine_call(lambda: store.read(query.sql, bound, self.limits.settings(marker=marker)))
 
     def stream(self, store, sql: str, parameters: dict[str, Any] | None, *, tenant: str | None,
-               query_id: str | None = None) -> Iterator[Any]:
+               query_id: str | None = None, block_rows: int | None = None) -> Iterator[Any]:
         """Yield row blocks of one checked SELECT (time and rows-read limits hold; the result size limit does not).
 
         The query is checked when this is called; its slot and reader are held
         until the generator is exhausted or closed (closing it cancels the query)."""
         query, bound, query_id = self.prepare(store, sql, parameters, tenant, query_id)
-        return self._stream(store, query, bound, tenant, query_id)
+        return self._stream(store, query, bound, tenant, query_id, block_rows)
 
     def _stream(self, store, query: CheckedQuery, bound: dict[str, Any], tenant: str | None,
-                query_id: str) -> Iterator[Any]:
+                query_id: str, block_rows: int | None = None) -> Iterator[Any]:
         with self._slots.take(tenant), self._running_query(store, tenant, query_id) as marker:
             settings = self.limits.settings(marker=marker, stream=True)
+            if block_rows:  # rows per block the engine hands over: what an export holds in memory at once
+                settings["max_block_size"] = max(1, min(int(block_rows), 1 << 20))
             with self._engine_errors(), store.read_stream(query.sql, bound, settings) as blocks:
                 try:
                     yield from blocks

@@ -146,7 +146,8 @@ class LLMCall(Activity):
             total = _usd(total_usd, "total_usd")
             if total is None:
                 return
-            attributes: Attributes = {sc.COST_TOTAL_USD: total[0], sc.COST_SOURCE: sc.COST_SOURCE_PROVIDED}
+            attributes: Attributes = {sc.COST_TOTAL_USD: total[0], sc.GEN_AI_USAGE_COST: float(total[1]),
+                                      sc.COST_SOURCE: sc.COST_SOURCE_PROVIDED}
             if input_usd is not None and (amount := _usd(input_usd, "input_usd")) is not None:
                 attributes[sc.COST_INPUT_USD] = amount[0]
             if output_usd is not None and (amount := _usd(output_usd, "output_usd")) is not None:
@@ -234,6 +235,7 @@ class LLMCall(Activity):
                 attributes[sc.COST_INPUT_USD] = decimal_text(cost.input_usd)
                 attributes[sc.COST_OUTPUT_USD] = decimal_text(cost.output_usd)
                 attributes[sc.COST_TOTAL_USD] = decimal_text(cost.total_usd)
+                attributes[sc.GEN_AI_USAGE_COST] = float(cost.total_usd)  # for Langfuse / OpenLIT readers
                 attributes[sc.COST_SOURCE] = sc.COST_SOURCE_COMPUTED
                 attributes[sc.COST_PRICING_MODEL] = rates.pricing_model
         policy = RUNTIME.content

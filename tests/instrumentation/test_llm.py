@@ -39,6 +39,7 @@ def test_provider_usage_and_computed_cost(captured_spans) -> None:
         sc.COST_INPUT_USD: "0.015",
         sc.COST_OUTPUT_USD: "0.012",
         sc.COST_TOTAL_USD: "0.027",
+        sc.GEN_AI_USAGE_COST: 0.027,  # the same total as a number, for Langfuse / OpenLIT
         sc.COST_SOURCE: "computed",
         sc.COST_PRICING_MODEL: "openai/gpt-4o",
     }
@@ -72,6 +73,7 @@ def test_provided_cost_is_kept(captured_spans) -> None:
         sc.COST_OUTPUT_USD: "0.03",
         sc.COST_SOURCE: "provided",
     }
+    assert attributes[sc.GEN_AI_USAGE_COST] == 0.1 and isinstance(attributes[sc.GEN_AI_USAGE_COST], float)
 
 
 def test_tokens_counted_when_provider_reports_none(captured_spans) -> None:

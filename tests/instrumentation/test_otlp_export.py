@@ -111,10 +111,12 @@ def test_llm_span_exported_field_by_field(otlp_server) -> None:
         sc.COST_INPUT_USD: "0.00225",  # 800 x $2.50/M + 200 x $1.25/M
         sc.COST_OUTPUT_USD: "0.005",
         sc.COST_TOTAL_USD: "0.00725",
+        sc.GEN_AI_USAGE_COST: 0.00725,  # the same total as a double, for Langfuse / OpenLIT
         sc.COST_SOURCE: "computed",
         sc.COST_PRICING_MODEL: "openai/gpt-4o",
     }
     assert isinstance(values(llm)[sc.GEN_AI_USAGE_INPUT_TOKENS], int)
+    assert isinstance(values(llm)[sc.GEN_AI_USAGE_COST], float)
 
 
 def test_standard_environment_variables(otlp_server, monkeypatch) -> None:
