@@ -154,3 +154,18 @@ def llm_span(name: str, *, trace_id: bytes, span_id: bytes, parent: bytes = b"",
                   "gen_ai.usage.output_tokens": output_tokens, "gen_ai.agent.name": agent}
     attributes.update(extra.pop("attributes", {}))
     return {"name": name, "trace_id": trace_id, "span_id": span_id, "parent": parent, "attributes": attributes, **extra}
+
+
+def wait_until(page, expression: str, timeout_s: float = 10.0, arg=None):
+    """Poll a JS expression from outside the page until it is truthy.
+
+    (Playwright's wait_for_function evaluates its predicate with eval in the page, which the
+    console's CSP rightly refuses; page.evaluate goes through the debugger protocol instead.)"""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = page.evaluate(expression, arg) if arg is not None else page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout_s}s: {expression}")
+        time.sleep(0.05)

@@ -8,7 +8,7 @@ import os
 import time
 
 from conftest import screenshot
-from console_support import llm_span, send_spans
+from console_support import llm_span, send_spans, wait_until
 
 
 def wait_stored(collector, n: int) -> None:
@@ -19,7 +19,7 @@ def wait_stored(collector, n: int) -> None:
 
 def open_console(page, server, hash_: str = "") -> None:
     page.goto(server.url + "/" + hash_)
-    page.wait_for_selector("#nav a")
+    page.wait_for_selector("body[data-probed]")
 
 
 def test_console_loads_without_any_other_host(console, page_factory):
@@ -28,7 +28,7 @@ def test_console_loads_without_any_other_host(console, page_factory):
     open_console(page, server, "#/sql")
     page.wait_for_selector("#sql-text")
     # the probe learned the deployment's time zone from the engine
-    page.wait_for_function("document.getElementById('tz').textContent.startsWith('time zone: ')")
+    page.wait_for_selector("body[data-probed]")
     engine_tz = collector.store().query("SELECT timezone()").result_rows[0][0]
     assert page.text_content("#tz") == f"time zone: {engine_tz}"
     labels = page.eval_on_selector_all("#nav a", "links => links.map(a => a.textContent)")
@@ -99,7 +99,7 @@ def test_sql_page_shows_a_refused_write(console, page_factory):
     assert collector.store().query("SELECT count() FROM spanledger.otel_traces").result_rows[0][0] == 0
     page.fill("#sql-params", "not json")
     page.click("#sql-run")
-    page.wait_for_function("document.getElementById('sql-status').textContent.includes('JSON object')")
+    wait_until(page, "document.getElementById('sql-status').textContent.includes('JSON object')")
     screenshot(page, "console-sql-refused")
 
 

@@ -124,7 +124,9 @@ function setupChrome() {
 
 async function start() {
   setupChrome();
-  if (await probe()) {
+  const signedIn = await probe();
+  document.body.dataset.probed = '1'; // tests and tools: sign-in state and time zone are known
+  if (signedIn) {
     document.getElementById('signout').hidden = !token.get();
     route();
   } else {
