@@ -50,7 +50,9 @@ def build_console_app(collector) -> FastAPI:
     app.state.collector = collector
     app.state.auth = TokenAuth(bearer_tokens(collector.config))
     app.include_router(router)
-    upstream = httpx.AsyncClient(base_url=collector.api.url, timeout=30)
+    # a fresh connection per request: the old http.server API answers 401 without reading the
+    # body, which then corrupts the next request on a kept-alive connection
+    upstream = httpx.AsyncClient(base_url=collector.api.url, timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
 
     @app.api_route("/v1/{rest:path}", methods=["GET", "POST"])
     @app.get("/healthz")
