@@ -49,6 +49,7 @@ def build_console_app(collector) -> FastAPI:
     app = FastAPI()
     app.state.collector = collector
     app.state.auth = TokenAuth(bearer_tokens(collector.config))
+    app.state.received = []  # (method, url, body) of every API request, as the server got it
     app.include_router(router)
     # a fresh connection per request: the old http.server API answers 401 without reading the
     # body, which then corrupts the next request on a kept-alive connection
@@ -57,13 +58,31 @@ def build_console_app(collector) -> FastAPI:
     @app.api_route("/v1/{rest:path}", methods=["GET", "POST"])
     @app.get("/healthz")
     async def pass_through(request: Request, rest: str = "") -> Response:
+        app.state.received.append((request.method, str(request.url), await request.body()))
         headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_HEADERS}
         answer = await upstream.request(request.method, request.url.path, params=request.query_params,
                                         headers=headers, content=await request.body())
         keep = {k: v for k, v in answer.headers.items() if k.lower() in ("content-type", "www-authenticate")}
         return Response(answer.content, status_code=answer.status_code, headers=keep)
 
+    app.get("/tracker-test", include_in_schema=False)(tracker_test_page)
     return app
+
+
+TRACKER_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>a product page</title>
+<script src="/tracker.js"></script>
+<script>
+  const params = new URLSearchParams(location.search);
+  window.tracker = SpanledgerTracker.init({ endpoint: location.origin, ingestKey: params.get('key') || 'site-key-0123456789',
+    userId: 'u-42', flushIntervalMs: Number(params.get('flush') || 5000) });
+</script></head><body><h1>product page</h1><a id="away" href="/tracker-test?page=2">next page</a></body></html>"""
+
+
+def tracker_test_page():
+    """A page of 'some product' that loads the tracker the way a site would (test-only route)."""
+    from fastapi.responses import HTMLResponse
+
+    return HTMLResponse(TRACKER_PAGE)
 
 
 class HttpServer:
@@ -73,6 +92,7 @@ class HttpServer:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self._sock = sock
+        self.app = app
         self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
@@ -110,10 +130,13 @@ class OffOriginGuard:
         self.origin = origin
         self.blocked: list[str] = []
         self.urls: list[str] = []
+        self.posts: list[tuple[str, str]] = []  # (url, body) of every POST the page made
 
     def handle(self, route) -> None:
         url = route.request.url
         self.urls.append(url)
+        if route.request.method == "POST":
+            self.posts.append((url, route.request.post_data or ""))
         parts = urlsplit(url)
         if parts.scheme in ("data", "blob") or f"{parts.scheme}://{parts.netloc}" == self.origin:
             route.continue_()
@@ -170,4 +193,4 @@ def wait_until(page, expression: str, timeout_s: float = 10.0, arg=None):
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"still false after {timeout_s}s: {expression}")
-        time.sleep(0.05)
+        page.wait_for_timeout(50)  # (not time.sleep: Playwright's sync API pumps events only in its calls)
