@@ -14,21 +14,11 @@ sys.path.insert(0, str(HERE.parent / "collector"))
 sys.path.insert(0, str(HERE))
 
 from conftest_collector import collector, collector_factory, raw_client  # noqa: E402,F401
-from console_support import CHROMIUM_ARGS, HttpServer, OffOriginGuard, build_console_app, chromium_path  # noqa: E402
-
-ARTIFACTS = HERE / "artifacts"
-
+from console_support import HttpServer, OffOriginGuard, build_console_app, shared_browser  # noqa: E402
 
 @pytest.fixture(scope="session")
 def browser():
-    executable = chromium_path()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
-
+    return shared_browser()
 
 @pytest.fixture
 def console_factory(collector_factory):
@@ -45,11 +35,9 @@ def console_factory(collector_factory):
     for server in servers:
         server.stop()
 
-
 @pytest.fixture
 def console(console_factory):
     return console_factory()
-
 
 @pytest.fixture
 def page_factory(browser):
@@ -69,11 +57,3 @@ def page_factory(browser):
     yield make
     for context in contexts:
         context.close()
-
-
-def screenshot(page, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=False)
-    print(f"screenshot: {path}")
-    return path

@@ -15,6 +15,7 @@ import shutil
 import socket
 import threading
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -26,6 +27,7 @@ from fastapi.responses import Response
 from spanledger.collector.auth import TokenAuth
 from spanledger.collector.config import bearer_tokens
 
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # screenshots (ignored by git)
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 FORWARDED_HEADERS = ("authorization", "content-type", "accept", "last-event-id")
@@ -37,6 +39,29 @@ def chromium_path() -> str:
         pytest.skip("BROWSER TESTS SKIPPED: Debian's chromium is not installed and could not be "
                     "(run scripts/dev test as root, or apt-get install -y chromium)")
     return path
+
+
+_shared: dict = {}
+
+
+def shared_browser():
+    """One chromium per test process, whichever folder's fixture asks first (Playwright's sync
+    API cannot be started twice in one thread)."""
+    if "browser" not in _shared:
+        import atexit
+
+        from playwright.sync_api import sync_playwright
+
+        executable = chromium_path()
+        playwright = sync_playwright().start()
+        _shared["browser"] = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+
+        def close() -> None:
+            _shared["browser"].close()
+            playwright.stop()
+
+        atexit.register(close)
+    return _shared["browser"]
 
 
 def build_console_app(collector) -> FastAPI:
@@ -194,3 +219,11 @@ def wait_until(page, expression: str, timeout_s: float = 10.0, arg=None):
         if time.monotonic() > deadline:
             raise AssertionError(f"still false after {timeout_s}s: {expression}")
         page.wait_for_timeout(50)  # (not time.sleep: Playwright's sync API pumps events only in its calls)
+
+
+def screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=False)
+    print(f"screenshot: {path}")
+    return path

@@ -7,8 +7,7 @@ from __future__ import annotations
 import os
 import time
 
-from conftest import screenshot
-from console_support import llm_span, send_spans, wait_until
+from console_support import llm_span, screenshot, send_spans, wait_until
 
 
 def wait_stored(collector, n: int) -> None:

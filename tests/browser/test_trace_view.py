@@ -8,8 +8,7 @@ from __future__ import annotations
 import os
 import time
 
-from conftest import screenshot
-from console_support import llm_span, require_endpoint, send_spans, wait_until
+from console_support import llm_span, require_endpoint, screenshot, send_spans, wait_until
 
 BUILD_TREE = """
 ({fanout, depth}) => {

@@ -10,8 +10,7 @@ from decimal import Decimal
 
 import httpx
 
-from conftest import screenshot
-from console_support import llm_span, require_endpoint, send_spans, wait_until
+from console_support import llm_span, require_endpoint, screenshot, send_spans, wait_until
 
 
 def stored(collector, n):

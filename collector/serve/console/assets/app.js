@@ -124,13 +124,16 @@ function setupChrome() {
 
 async function start() {
   setupChrome();
+  // the view and the probe run side by side: a view's own 401 also opens the sign-in dialog
+  route();
   const signedIn = await probe();
   document.body.dataset.probed = '1'; // tests and tools: sign-in state and time zone are known
   if (signedIn) {
     document.getElementById('signout').hidden = !token.get();
-    route();
   } else {
     token.clear();
+    if (cleanup) { try { cleanup(); } catch { /* teardown */ } cleanup = null; }
+    generation++;
     clear(main).appendChild(h('p', { class: 'muted' }, 'Sign in to see this collector\'s data.'));
     askToken('');
   }

@@ -75,19 +75,34 @@ export async function render(main, ctx) {
     ctx.setParams({ paused: paused ? '1' : '' });
     if (!paused) { waiting.reverse().forEach((a) => add(a, true)); waiting = []; paint(); }
   });
-  const stop = api.feed({ ...filters, where }, (type, data) => {
-    if (type === 'activity') {
-      if (paused) { waiting.push(data); state.textContent = `paused · ${waiting.length} new`; return; }
-      add(data, true);
-      paint();
-    } else if (type === 'totals') {
-      totals.server = data; paint();
-    } else if (type === 'dropped') {
+  const onActivity = (data) => {
+    if (paused) { waiting.push(data); state.textContent = `paused · ${waiting.length} new`; return; }
+    add(data, true);
+    paint();
+  };
+  let poller = null;
+  const poll = () => {
+    // no SSE on this collector: ask for what is newer than the newest shown, every 5 s
+    poller = setInterval(async () => {
+      const newest = items.map((a) => a.start_time).filter(Boolean).sort().pop() || ctx.since;
+      try {
+        const next = await api.activities({ ...params, since: newest, limit: 100 });
+        itemsOf(next, 'activities').reverse().forEach(onActivity);
+        state.textContent = paused ? `paused · ${waiting.length} new` : 'refreshing every 5 s';
+      } catch (error) { state.textContent = 'refresh failed: ' + error.message; }
+    }, 5000);
+  };
+  const stopFeed = api.feed({ ...filters, where }, (type, data) => {
+    if (type === 'activity') onActivity(data);
+    else if (type === 'totals') { totals.server = data; paint(); }
+    else if (type === 'dropped') {
       state.textContent = `live · the server skipped ${data && data.count != null ? data.count : 'some'} activities (too fast to show)`;
     }
   }, (status, error) => {
+    if (status === 'error' && error && error.missing && !poller) { poll(); state.textContent = 'refreshing every 5 s'; return; }
     state.textContent = status === 'error' ? 'feed: ' + (error && error.message) : status === 'live' ? (paused ? 'paused' : 'live') : status;
   });
+  const stop = () => { stopFeed(); if (poller) clearInterval(poller); };
   return stop;
 }
 
