@@ -74,7 +74,7 @@ def build_console_app(collector) -> FastAPI:
     app = FastAPI()
     app.state.collector = collector
     app.state.auth = TokenAuth(bearer_tokens(collector.config))
-    app.state.received = []  # (method, url, body) of every API request, as the server got it
+    app.state.received = []  # (method, url, body, authorization) of every API request, as the server got it
     app.include_router(router)
     # a fresh connection per request: the old http.server API answers 401 without reading the
     # body, which then corrupts the next request on a kept-alive connection
@@ -83,7 +83,8 @@ def build_console_app(collector) -> FastAPI:
     @app.api_route("/v1/{rest:path}", methods=["GET", "POST"])
     @app.get("/healthz")
     async def pass_through(request: Request, rest: str = "") -> Response:
-        app.state.received.append((request.method, str(request.url), await request.body()))
+        app.state.received.append((request.method, str(request.url), await request.body(),
+                                   request.headers.get("authorization", "")))
         headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_HEADERS}
         answer = await upstream.request(request.method, request.url.path, params=request.query_params,
                                         headers=headers, content=await request.body())

@@ -112,7 +112,7 @@ def test_page_unload_delivers_with_a_beacon_and_the_ingest_key(console, page_fac
     while not (received := [r for r in server.app.state.received if "/v1/activities/batch" in r[1]]):
         assert time.monotonic() < deadline, "no beacon reached the server"
         page.wait_for_timeout(50)
-    method, url, body = received[0]
+    method, url, body, _ = received[0]
     assert method == "POST" and parse_qs(urlsplit(url).query) == {"ingest_key": ["beacon-key-0123456789"]}
     assert [e["event_type"] for e in json.loads(body)["activities"]] == ["standup_completed", "project_opened"]
     assert len(received) == 1

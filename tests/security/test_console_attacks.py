@@ -5,8 +5,10 @@ through /assets, and a tenant trying to see another tenant's rows.  Real collect
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
+import time
 import sys
 from pathlib import Path
 from urllib.parse import quote
@@ -223,3 +225,56 @@ def test_tenant_views_show_only_its_activities(console_factory, page_factory):
     page.wait_for_selector("#feed-list tbody tr")
     names = page.eval_on_selector_all("#feed-list tbody tr td:nth-child(3)", "tds => tds.map(td => td.textContent)")
     assert names == ["mine"]
+
+
+# -- the tracker -----------------------------------------------------------------------------------
+def test_tracker_with_a_token_sends_it_only_as_a_header(console, page_factory):
+    _, server = console
+    secret = "tracker-secret-token-0123456789"
+    page, _ = page_factory(server.url)
+    page.goto(server.url + "/tracker-test")
+    wait_until(page, "!!window.SpanledgerTracker")
+    page.evaluate("""(secret) => {
+        const t = SpanledgerTracker.init({ endpoint: location.origin, token: secret, batchSize: 1 });
+        t.track('secret_checked', { metadata: { note: '<script>window.__xss=9</script>' } });
+    }""", secret)
+    deadline = time.monotonic() + 10
+    while not (sent := [r for r in server.app.state.received if "/v1/activities/batch" in r[1] and r[3]]):
+        assert time.monotonic() < deadline, "the tracker sent nothing with a token"
+        page.wait_for_timeout(50)
+    _, url, body, authorization = sent[0]
+    assert authorization == "Bearer " + secret
+    assert secret not in url and "ingest_key" not in url
+    assert json.loads(body)["activities"][0]["metadata"] == {"note": "<script>window.__xss=9</script>"}
+    assert page.evaluate("window.__xss") is None
+    assert secret not in page.evaluate("JSON.stringify(localStorage) + JSON.stringify(sessionStorage)")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(event_type=st.text(st.characters(codec="utf-8"), max_size=40), key=st.text(st.characters(codec="utf-8"), min_size=1, max_size=20),
+       value=st.text(st.characters(codec="utf-8"), max_size=60) | st.integers(-(2**53), 2**53) | st.booleans())
+def test_fuzz_tracker_events_carry_exactly_what_was_tracked(tracker_page, event_type, key, value):
+    event = tracker_page.evaluate("""([type, key, value]) => {
+        const t = new SpanledgerTracker.Tracker({ endpoint: location.origin, batchSize: 1e9, flushIntervalMs: 1e9 });
+        t.track(type, { entityId: value, metadata: { [key]: value } });
+        const event = t.queue[t.queue.length - 1];
+        t.shutdown();
+        localStorage.clear();
+        return event;
+    }""", [event_type, key, value])
+    name = event_type or "event"
+    assert event["event_type"] == name and event["type"] == "product_event"
+    assert event["category"] == name.split("_")[0] and event["action"] == name.split("_")[-1]
+    assert event["metadata"] == {key: value}
+    assert event["entity_id"] == (str(value).lower() if isinstance(value, bool) else str(value))
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", event["id"])
+
+
+@pytest.fixture
+def tracker_page(console, page_factory):
+    _, server = console
+    page, _ = page_factory(server.url)
+    page.goto(server.url + "/tracker-test?flush=100000000")
+    wait_until(page, "!!window.tracker")
+    page.evaluate("window.tracker.shutdown()")
+    return page
