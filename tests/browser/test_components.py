@@ -53,3 +53,18 @@ def test_api_module_builds_queries_and_flattens_trees(console, page_factory):
     }""")
     assert result["q"] == "?agent=a+b&where=x+%3D+%271%27+AND+y"
     assert result["nested"] == [["a", ""], ["b", "a"]]
+
+
+def test_every_console_file_ships_in_the_package():
+    """pip install must carry every asset (no Node.js, no build step): pyproject's package-data covers them all."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["spanledger.collector.serve.console"]
+    console_dir = root / "collector" / "serve" / "console"
+    files = [p.relative_to(console_dir).as_posix() for p in console_dir.rglob("*")
+             if p.is_file() and p.suffix != ".py" and "__pycache__" not in p.parts]
+    assert "assets/views/trace.js" in files and "tracker.js" in files
+    assert [f for f in files if not any(fnmatch.fnmatch(f, pat) and f.count("/") == pat.count("/") for pat in patterns)] == []

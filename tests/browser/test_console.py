@@ -72,6 +72,11 @@ def test_sql_page_runs_a_query_as_table_and_chart(console, page_factory):
     rows = page.eval_on_selector_all("#sql-table tbody tr", "trs => trs.map(tr => [...tr.cells].map(td => td.textContent))")
     assert rows == [["gpt-4o", "300"], ["gpt-4o-mini", "300"]]
     assert page.get_attribute("#sql-chart figure", "data-total") == "600"
+    # the same question asked of the API directly: the chart shows its total
+    import httpx
+
+    answer = httpx.post(server.url + "/v1/sql", json={"query": sql, "parameters": {"skip": "none"}}).json()
+    assert sum(int(row[1]) for row in answer["rows"]) == int(page.get_attribute("#sql-chart figure", "data-total"))
     assert page.locator("#sql-chart svg rect").count() == 2
     assert "2 rows in" in page.text_content("#sql-status")
     # the query is in the URL: reopening the address runs it again
