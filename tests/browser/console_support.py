@@ -228,3 +228,11 @@ def screenshot(page, name: str) -> Path:
     page.screenshot(path=str(path), full_page=False)
     print(f"screenshot: {path}")
     return path
+
+
+def open_console(page_factory, server, hash_: str = "#/sql"):
+    """A fresh page on the console at ``hash_``, once its sign-in probe has answered: (page, guard)."""
+    page, guard = page_factory(server.url)
+    page.goto(server.url + "/" + hash_)
+    page.wait_for_selector("body[data-probed]")
+    return page, guard

@@ -3,15 +3,13 @@ a user), and the charts draw exactly the totals they are given."""
 
 from __future__ import annotations
 
+from console_support import open_console
+
 from spanledger.collector.serve.console.console import asset_index
 
 
 def open_blank_view(console, page_factory):
-    _, server = console
-    page, _ = page_factory(server.url)
-    page.goto(server.url + "/#/sql")
-    page.wait_for_selector("body[data-probed]")
-    return page
+    return open_console(page_factory, console[1])[0]
 
 
 def test_every_module_loads(console, page_factory):

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "browser"))
 
-from console_support import llm_span, require_endpoint, send_spans, wait_until  # noqa: E402
+from console_support import llm_span, open_console, require_endpoint, send_spans, wait_until  # noqa: E402
 
 from spanledger.collector.serve.console.console import ASSETS, asset_index  # noqa: E402
 
@@ -136,11 +136,7 @@ def test_fuzz_any_text_through_the_dom_builder_stays_text(console_page, text):
 
 @pytest.fixture
 def console_page(console, page_factory):
-    _, server = console
-    page, _ = page_factory(server.url)
-    page.goto(server.url + "/#/sql")
-    page.wait_for_selector("body[data-probed]")
-    return page
+    return open_console(page_factory, console[1])[0]
 
 
 # -- files ----------------------------------------------------------------------------------------

@@ -51,3 +51,6 @@ export function table(columns, rows, { rowClass, onRow } = {}) {
     columns.map((c) => h('td', { class: c.num ? 'num' : null }, c.render ? c.render(row) : row[c.key]))));
   return h('table', null, h('thead', null, head), h('tbody', null, body));
 }
+
+/** A labelled figure (the totals rows of the feed, trace and costs views). */
+export function kpi(label, value, id) { return h('div', { class: 'kpi', id }, label, h('b', null, value)); }

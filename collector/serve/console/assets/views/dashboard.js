@@ -1,7 +1,7 @@
 // Costs: spend over time by model/agent/user/project, tokens and caching, unpriced calls,
 // budgets with projected spend, and the costliest traces. Every figure comes from the API.
 import { api, ApiError, itemsOf } from '../api.js';
-import { h, table } from '../dom.js';
+import { h, table, kpi } from '../dom.js';
 import { usd, count } from '../format.js';
 import { stackedBars, horizontalBars } from '../charts.js';
 
@@ -57,5 +57,3 @@ export async function render(main, ctx) {
 async function soft(promise) {
   try { return await promise; } catch (error) { if (error instanceof ApiError && error.status === 401) throw error; console.warn(error.message); return null; }
 }
-
-function kpi(label, value, id) { return h('div', { class: 'kpi', id }, label, h('b', null, value)); }

@@ -1,7 +1,7 @@
 // Live feed: the latest activities, narrowed by filters (all in the URL), then pushed live over
 // SSE. Pause keeps the connection but stops painting; resume paints what arrived meanwhile.
 import { api, itemsOf } from '../api.js';
-import { h, clear, table } from '../dom.js';
+import { h, clear, table, kpi } from '../dom.js';
 import { formatTime, usd, count, ms, tokensOf } from '../format.js';
 
 const FILTERS = [['type', 'type'], ['agent', 'agent'], ['project', 'project'], ['severity', 'severity'], ['status', 'status'],
@@ -105,5 +105,3 @@ export async function render(main, ctx) {
   const stop = () => { stopFeed(); if (poller) clearInterval(poller); };
   return stop;
 }
-
-function kpi(label, value, id) { return h('div', { class: 'kpi', id }, label, h('b', null, value)); }

@@ -1,6 +1,6 @@
 // One trace: totals, a virtualized waterfall/tree with search and collapse, and the selected span.
 import { api } from '../api.js';
-import { h } from '../dom.js';
+import { h, kpi } from '../dom.js';
 import { formatTime, usd, count, ms } from '../format.js';
 import { Waterfall } from '../waterfall.js';
 
@@ -47,5 +47,3 @@ function showSpan(detail, span, ctx) {
       .filter(([, v]) => v !== undefined && v !== '').flatMap(([k, v]) => [h('dt', null, k), h('dd', null, v)])),
     h('a', { href: ctx.href('activity', span.span_id) }, 'attributes, events and content →'));
 }
-
-function kpi(label, value, id) { return h('div', { class: 'kpi', id }, label, h('b', null, value)); }
