@@ -86,6 +86,27 @@ def test_queue_waits_offline_persists_and_is_sent_once_back_online(console, page
     sent = batches(guard)
     assert len(sent) == 1 and sorted(e["entity_id"] for e in sent[0][1]) == ["e0", "e1", "e2"]
     wait_until(page, "JSON.parse(localStorage.getItem('spanledger.tracker.queue')).length === 0")
+    page.reload()  # acknowledged events are not sent again
+    wait_until(page, "!!window.tracker")
+    page.wait_for_timeout(1000)
+    assert len(batches(guard)) == 1
+
+
+def test_two_tabs_offline_lose_nothing(console, page_factory):
+    _, server = console
+    page, guard = open_page(page_factory, server, "?flush=300")
+    other = page.context.new_page()
+    other.goto(server.url + "/tracker-test?flush=300")
+    wait_until(other, "!!window.tracker")
+    page.context.set_offline(True)
+    page.evaluate("for (let i = 0; i < 4; i++) tracker.track('tab_one', {entityId: 'a' + i})")
+    other.evaluate("for (let i = 0; i < 4; i++) tracker.track('tab_two', {entityId: 'b' + i})")
+    page.context.set_offline(False)
+    deadline = time.monotonic() + 10
+    while len({e["entity_id"] for _, events in batches(guard) for e in events}) < 8:
+        assert time.monotonic() < deadline, f"sent so far: {batches(guard)}"
+        page.wait_for_timeout(50)
+    wait_until(page, "JSON.parse(localStorage.getItem('spanledger.tracker.queue')).length === 0")
 
 
 def test_online_event_flushes_what_waited(console, page_factory):

@@ -187,10 +187,15 @@
       });
   };
 
+  /** Drop acknowledged events: from this tab's queue and from what other tabs stored meanwhile. */
   Tracker.prototype._forget = function (batch) {
-    var ids = {};
-    batch.forEach(function (e) { ids[e.id] = true; });
-    this.queue = this._load().filter(function (e) { return !ids[e.id]; }); // another tab may have added some
+    var drop = {}, seen = {}, kept = [];
+    batch.forEach(function (e) { drop[e.id] = true; });
+    // in memory first (it holds what a full localStorage could not), then other tabs' events
+    this.queue.concat(this.local ? this._load() : []).forEach(function (e) {
+      if (!drop[e.id] && !seen[e.id]) { seen[e.id] = true; kept.push(e); }
+    });
+    this.queue = kept;
     this._save();
   };
 

@@ -117,6 +117,8 @@ function setupChrome() {
       askToken('That token was refused; check it and paste it again.');
     }
   });
+  // Escape must not leave a user with no way to sign in: the dialog stays until a token works
+  document.getElementById('signin').addEventListener('cancel', (event) => event.preventDefault());
   document.getElementById('signout').addEventListener('click', () => { token.clear(); location.reload(); });
   addEventListener('hashchange', route);
   paintTimeZone();
