@@ -14,11 +14,12 @@ sys.path.insert(0, str(HERE.parent / "collector"))
 sys.path.insert(0, str(HERE))
 
 from conftest_collector import collector, collector_factory, raw_client  # noqa: E402,F401
-from console_support import HttpServer, OffOriginGuard, build_console_app, shared_browser  # noqa: E402
+from console_support import HttpServer, OffOriginGuard, build_console_app, chromium  # noqa: E402
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    return shared_browser()
+    with chromium() as browser:
+        yield browser
 
 @pytest.fixture
 def console_factory(collector_factory):

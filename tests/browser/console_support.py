@@ -15,6 +15,7 @@ import shutil
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -41,27 +42,21 @@ def chromium_path() -> str:
     return path
 
 
-_shared: dict = {}
+@contextmanager
+def chromium():
+    """Debian's chromium under Playwright's sync API, stopped on exit.
 
+    Used per test module: the sync API keeps an event loop running in this thread while it
+    lives, so it must be gone before later tests call asyncio.run()."""
+    from playwright.sync_api import sync_playwright
 
-def shared_browser():
-    """One chromium per test process, whichever folder's fixture asks first (Playwright's sync
-    API cannot be started twice in one thread)."""
-    if "browser" not in _shared:
-        import atexit
-
-        from playwright.sync_api import sync_playwright
-
-        executable = chromium_path()
-        playwright = sync_playwright().start()
-        _shared["browser"] = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
-
-        def close() -> None:
-            _shared["browser"].close()
-            playwright.stop()
-
-        atexit.register(close)
-    return _shared["browser"]
+    executable = chromium_path()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def build_console_app(collector) -> FastAPI:

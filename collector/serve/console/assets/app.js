@@ -45,9 +45,14 @@ async function route() {
   try {
     const module = await entry[1]();
     if (mine !== generation) return;
-    clear(main);
+    // each render gets its own box: a slow view finishing after the user moved on writes into
+    // a detached box, never into the next view, and its feed or timers are stopped at once
+    const box = h('div', { class: 'view-box' });
+    clear(main).appendChild(box);
     document.title = entry[0] + ' · spanledger';
-    cleanup = (await module.render(main, ctx)) || null;
+    const stop = (await module.render(box, ctx)) || null;
+    if (mine !== generation) { if (stop) stop(); return; }
+    cleanup = stop;
   } catch (error) {
     if (mine !== generation) return;
     if (error instanceof ApiError && error.status === 401) { askToken('That token was refused: ' + error.message); return; }
