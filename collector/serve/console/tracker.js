@@ -163,7 +163,9 @@
     if (this.timer) { clearTimeout(this.timer); this.timer = null; }
     var batch = this.queue.slice(0, MAX_BATCH);
     this.sending = batch;
-    var headers = { 'Content-Type': 'application/json' };
+    // With the ingest key, a text/plain body keeps the request "simple" (no CORS preflight from
+    // a site on another origin); the collector parses the JSON whatever the content type says.
+    var headers = { 'Content-Type': this.token ? 'application/json' : 'text/plain;charset=UTF-8' };
     if (this.token) headers.Authorization = 'Bearer ' + this.token;
     return root.fetch(this._url(!this.token), { method: 'POST', headers: headers, body: JSON.stringify({ activities: batch }), keepalive: true, credentials: 'omit' })
       .then(function (response) {
@@ -212,7 +214,7 @@
         i++;
       }
       if (!chunk.length) { i++; continue; } // a single event over the beacon limit waits for fetch
-      var body = new Blob([JSON.stringify({ activities: chunk })], { type: 'application/json' });
+      var body = new Blob([JSON.stringify({ activities: chunk })], { type: 'text/plain;charset=UTF-8' }); // no preflight
       if (!root.navigator.sendBeacon(this._url(true), body)) break;
       sent = sent.concat(chunk);
     }
