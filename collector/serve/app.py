@@ -36,7 +36,8 @@ from .limits import RequestLimits, protocol_with_deadline
 log = logging.getLogger(__name__)
 
 # Resource routers, by module name under collector/serve/; each module exports ``router``.
-ROUTER_MODULES: list[str] = ["core", "activities", "activity_writes", "reports", "feed", "budgets", "metrics", "export"]
+ROUTER_MODULES: list[str] = ["core", "activities", "activity_writes", "reports", "feed", "budgets", "metrics",
+                             "export", "console"]
 
 SWAGGER_DIR = Path(__file__).parent / "static" / "swagger-ui"
 SWAGGER_ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css",
