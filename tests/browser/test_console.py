@@ -26,10 +26,10 @@ def test_console_loads_without_any_other_host(console, page_factory):
     page, guard = page_factory(server.url)
     open_console(page, server, "#/sql")
     page.wait_for_selector("#sql-text")
-    # the probe learned the deployment's time zone from the engine
+    # the probe learned the deployment's time zone (extensions.spanledger_api.time_zone) from the API
     page.wait_for_selector("body[data-probed]")
-    engine_tz = collector.store().query("SELECT timezone()").result_rows[0][0]
-    assert page.text_content("#tz") == f"time zone: {engine_tz}"
+    deployment_tz = collector.config.get("extensions.spanledger_api.time_zone")
+    assert page.text_content("#tz") == f"time zone: {deployment_tz}"
     labels = page.eval_on_selector_all("#nav a", "links => links.map(a => a.textContent)")
     assert labels == ["Live feed", "Timelines", "Costs", "Agents", "SQL"]
     assert guard.blocked == []

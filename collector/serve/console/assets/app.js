@@ -74,11 +74,10 @@ function askToken(message) {
   document.getElementById('token').focus();
 }
 
-/** Is a token needed, and does ours work? Also learns the deployment's time zone. */
+/** Is a token needed, and does ours work? Also learns the deployment's time zone (every read answer names it). */
 async function probe() {
   try {
-    const result = await api.sql('SELECT timezone() AS tz');
-    if (result && result.rows && result.rows[0]) { setTimeZone(result.rows[0][0]); paintTimeZone(); }
+    rememberTimeZone(await api.activities({ limit: 1 }));
     return true;
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) return false;
