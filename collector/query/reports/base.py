@@ -120,10 +120,6 @@ class Tables:
     def usage_hourly(self) -> str:
         return f"{self.database}.spanledger_usage_hourly"
 
-    @property
-    def prices(self) -> str:
-        return f"{self.database}.spanledger_model_prices"
-
 
 @dataclass
 class Output:

@@ -7,7 +7,7 @@ Money caching saved, per model, at the model's own rates:
 The rates are the collector's price book (genai-prices plus the configured
 overrides) -- the same ``PriceBook`` and the same (provider, lower-case model)
 resolution, with the provider-less fallback, that the collector prices spans
-with (collector/pricing/lookup.py, spanledger_model_prices).  They are read
+with (collector/pricing/lookup.py, spanledger_price_schedules).  They are read
 here in Python because spans the SDK already priced never reach the
 collector's price table.  Base rates are used: a long-context tier applies per
 call, and an hourly rollup no longer knows the calls.  A model with no known
