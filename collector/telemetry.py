@@ -26,7 +26,9 @@ _INGEST_COUNTERS = {
     "segments_stored": ("spanledger_store_segments_stored", "WAL segments inserted into the store."),
     "store_failures": ("spanledger_store_failures", "Failed attempts to insert a segment (retried)."),
     "segments_quarantined": ("spanledger_store_segments_quarantined", "Segments the store kept refusing, set aside."),
-    "spans_repriced": ("spanledger_store_repriced_spans", "Spans of newly seen models priced after arrival."),
+    "models_priced": ("spanledger_pricing_models_priced", "(provider, model) pairs priced before their first segment loaded."),
+    "segments_split": ("spanledger_store_segments_split", "Segments the store refused part of, stored piece by piece."),
+    "spans_quarantined": ("spanledger_store_quarantined_spans", "Spans the store refused, kept in wal/quarantine/ with a reason."),
 }
 _REFUSALS = {"refused_memory": "memory", "refused_wal_full": "wal_full", "refused_disk": "disk"}
 # ForwardStats field -> (metric name without _total, help)
