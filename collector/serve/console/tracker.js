@@ -40,6 +40,23 @@
     return 'desktop';
   }
 
+  /** Metadata as POST /v1/activities/batch takes it (flat key -> string/number/boolean), like Python's
+   *  product_event(): nested values become JSON text, empty and non-finite values are left out. */
+  function flatMetadata(metadata) {
+    var out = {}, k, v;
+    for (k in (metadata || {})) {
+      if (!Object.prototype.hasOwnProperty.call(metadata, k) || !k) continue;
+      v = metadata[k];
+      if (v === null || v === undefined || (typeof v === 'number' && !isFinite(v))) continue;
+      if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') {
+        try { v = JSON.stringify(v); } catch (e) { v = String(v); }
+      }
+      // defineProperty: a key such as '__proto__' stays a plain entry
+      Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+    }
+    return out;
+  }
+
   function words(type) { var parts = String(type).split('_'); return [parts[0], parts[parts.length - 1]]; }
 
   function Tracker(options) {
@@ -98,14 +115,14 @@
       action: options.action || w[1],
       entity_type: options.entityType || null,
       entity_id: options.entityId != null ? String(options.entityId) : null,
-      metadata: options.metadata || {},
+      metadata: flatMetadata(options.metadata),
       device_type: this.device,
       user_id: options.userId || this.userId,
       session_id: this.sessionId,
       duration_ms: options.durationMs != null ? Number(options.durationMs) : null,
-      timestamp: new Date().toISOString(),
+      start_time: new Date().toISOString(),
       service: this.service,
-      page: root.location ? root.location.pathname : null,
+      attributes: root.location ? { 'url.path': root.location.pathname } : null,
     };
     this.queue.push(event);
     if (this.queue.length > MAX_QUEUE) this.queue.splice(0, this.queue.length - MAX_QUEUE);
