@@ -1,12 +1,13 @@
 """The read views end to end: live feed, filters, activity detail, timelines, costs and agents,
-in chromium against a real collector.  Each needs a read-side endpoint that is being built in
-parallel; until it is merged the test skips and names it."""
+in chromium against a real collector and its real API (the figures a page shows are compared with
+what the API answers)."""
 
 from __future__ import annotations
 
 import os
 import time
 from decimal import Decimal
+from urllib.parse import quote
 
 import httpx
 
@@ -89,16 +90,25 @@ def test_activity_detail_shows_chain_and_links_to_trace(console, page_factory):
 
 def test_conversation_timeline_in_sequence_order(console, page_factory):
     collector, server = console
+    # the conversation report lists the sequenced activities of a conversation (gen_ai.conversation.id,
+    # spanledger.conversation.sequence: what the SDK writes) in sequence order, even when their clocks
+    # disagree: here the clock runs backwards
     base = time.time_ns()
-    send_spans(collector, [{"name": f"turn-{i}", "trace_id": os.urandom(16), "span_id": os.urandom(8), "start_ns": base + i * 1000,
-                            "attributes": {"spanledger.activity.type": "conversation_turn", "spanledger.conversation.id": "c-1"}}
-                           for i in (2, 0, 1)])
-    stored(collector, 3)
+    steps = {0: "user_message", 1: "tool_call", 2: "assistant_response"}
+    send_spans(collector, [{"name": f"turn-{i}", "trace_id": os.urandom(16), "span_id": os.urandom(8), "start_ns": base - i * 1000,
+                            "attributes": {"spanledger.activity.type": "conversation_turn", "gen_ai.conversation.id": "c-1",
+                                           "spanledger.conversation.sequence": i, "spanledger.conversation.activity": steps[i]}}
+                           for i in (2, 0, 1)]
+               + [{"name": "unsequenced", "trace_id": os.urandom(16), "span_id": os.urandom(8),
+                   "attributes": {"spanledger.activity.type": "llm_call", "gen_ai.conversation.id": "c-1"}}])
+    stored(collector, 4)
     page, _ = page_factory(server.url)
     page.goto(server.url + "/#/timeline/c-1?kind=conversation")
     page.wait_for_selector("#timeline-list li")
     names = page.eval_on_selector_all("#timeline-list li a", "as => as.map(a => a.textContent)")
     assert names == ["turn-0", "turn-1", "turn-2"]
+    steps_shown = page.eval_on_selector_all("#timeline-list li .when", "els => els.map(e => e.textContent.split(' ')[0])")
+    assert steps_shown == ["#0", "#1", "#2"]
     screenshot(page, "timeline-conversation")
 
 
@@ -112,8 +122,9 @@ def test_cost_charts_show_the_totals_the_api_reports(console, page_factory):
     page.wait_for_selector("#spend-chart figure")
     shown = Decimal(page.get_attribute("#spend-chart figure", "data-total"))
     answer = httpx.get(server.url + "/v1/reports/spend", params={"group_by": "model", "bucket": "day"}).json()
-    rows = answer.get("rows") or answer.get("spend") or answer.get("buckets") or []
-    api_total = sum(Decimal(str(r.get("cost_usd", 0))) for r in rows)
+    # a report answers columns and rows (docs/reports.md); money is the exact decimal string "usd"
+    usd = answer["columns"].index("usd")
+    api_total = sum(Decimal(row[usd]) for row in answer["rows"])
     store_total = collector.store().query("SELECT sum(TotalCost) FROM spanledger.otel_traces").result_rows[0][0]
     assert api_total > 0
     assert abs(shown - api_total) < Decimal("1e-9")
@@ -124,14 +135,21 @@ def test_cost_charts_show_the_totals_the_api_reports(console, page_factory):
 
 def test_agent_statistics(console, page_factory):
     collector, server = console
+    # success rate = completed / finished runs by the run's status (spanledger.status, which the SDK's
+    # agent_run writes; docs/reports.md), so the failed run carries status failed as well as an error
     send_spans(collector, [{"name": "run", "trace_id": os.urandom(16), "span_id": os.urandom(8), "error": i == 0,
-                            "attributes": {"spanledger.activity.type": "agent_run", "gen_ai.agent.name": "planner"}} for i in range(4)])
+                            "attributes": {"spanledger.activity.type": "agent_run", "gen_ai.agent.name": "planner",
+                                           "spanledger.status": "failed" if i == 0 else "completed"}} for i in range(4)])
     stored(collector, 4)
     page, _ = page_factory(server.url)
     page.goto(server.url + "/#/agents?range=all")
     page.wait_for_selector("main table tbody tr")
     row = page.eval_on_selector("main table tbody tr", "tr => [...tr.cells].map(td => td.textContent)")
     assert row[0] == "planner" and row[1] == "4" and row[2] == "75.0%"
+    answer = httpx.get(server.url + "/v1/agents/stats").json()
+    record = dict(zip(answer["columns"], answer["rows"][0]))
+    assert (record["runs"], record["failed"], record["success_rate"]) == (4, 1, 0.75)
+    assert row[3] == "1" and row[4] == "1"  # failed, errors
     screenshot(page, "agents")
 
 
@@ -162,16 +180,14 @@ def test_search_for_an_unknown_id_offers_what_it_could_be(console, page_factory)
     screenshot(page, "search")
 
 
-def test_views_whose_endpoint_is_missing_say_so(console, page_factory):
-    """Before (or without) the read API, a view explains itself instead of breaking."""
+def test_a_view_whose_request_the_api_refuses_says_why(console, page_factory):
+    """A filter the API refuses (a broken where= expression) shows the API's own reason, not a broken page."""
     _, server = console
-    answer = httpx.get(server.url + "/v1/agents/stats")
-    if answer.status_code != 404:
-        import pytest
-
-        pytest.skip("GET /v1/agents/stats exists here: nothing missing to show")
+    bad = "agent:planner AND ("
+    answer = httpx.get(server.url + "/v1/activities", params={"where": bad})
+    assert answer.status_code == 400
     page, _ = page_factory(server.url)
-    page.goto(server.url + "/#/agents")
+    page.goto(server.url + "/#/feed?where=" + quote(bad))
     page.wait_for_selector("main .error")
-    assert "does not serve /v1/agents/stats yet" in page.text_content("main .error")
+    assert answer.json()["error"] in page.text_content("main .error")
     assert page.errors == []
