@@ -218,3 +218,26 @@ def test_an_unknown_ingest_key_is_refused_and_not_retried(console, page_factory)
     page.wait_for_timeout(1500)
     assert len(batches(guard)) == 1
     assert collector.store().query("SELECT count() FROM spanledger.otel_traces").result_rows[0][0] == 0
+
+
+def test_a_long_offline_queue_goes_in_batches_the_ingest_key_allows(console, page_factory):
+    """With an ingest key the collector takes at most ingest_key_limits.max_items (100) events and 64 KiB
+    a request, and refuses more for good: a queue of 250 is sent in requests within both limits, all stored."""
+    collector, server = console
+    page, guard = open_page(page_factory, server, "?flush=200")
+    page.context.set_offline(True)
+    page.evaluate("for (let i = 0; i < 250; i++) tracker.track('bulk_checked', {entityId: 'b' + i, metadata: {pad: 'x'.repeat(200)}})")
+    page.context.set_offline(False)
+    deadline = time.monotonic() + 20
+    while sum(len(events) for _, events in batches(guard)) < 250:
+        assert time.monotonic() < deadline, f"sent so far: {[len(e) for _, e in batches(guard)]}"
+        page.wait_for_timeout(50)
+    assert all(len(events) <= 100 for _, events in batches(guard))
+    assert all(len(body.encode()) <= 64 << 10 for url, body in guard.posts if "/v1/activities/batch" in url)
+    from collector_support import wait_stored
+
+    wait_stored(collector, 250)
+    rows = collector.store().query("SELECT uniqExact(SpanAttributes['spanledger.entity.id']) FROM spanledger.otel_traces "
+                                   "WHERE SpanName = 'bulk_checked'").result_rows
+    assert rows[0][0] == 250
+    wait_until(page, "JSON.parse(localStorage.getItem('spanledger.tracker.queue')).length === 0")

@@ -1,6 +1,6 @@
 """Attacks on the web console: markup in span data, framing, leaking the token, reading files
-through /assets, and a tenant trying to see another tenant's rows.  Real collector, real HTTP
-(uvicorn), Debian's chromium."""
+through /assets, and a tenant trying to see another tenant's rows.  Real collector, its real API
+app over HTTP (uvicorn), Debian's chromium."""
 
 from __future__ import annotations
 
@@ -219,6 +219,29 @@ def test_tenant_views_show_only_its_activities(console_factory, page_factory):
     page.wait_for_selector("#feed-list tbody tr")
     names = page.eval_on_selector_all("#feed-list tbody tr td:nth-child(3)", "tds => tds.map(td => td.textContent)")
     assert names == ["mine"]
+
+
+def test_live_feed_with_auth_on_sends_the_token_as_a_header_and_shows_only_the_tenants_spans(console_factory, page_factory):
+    """EventSource cannot send a header, so the console reads GET /v1/feed with fetch streaming: the
+    token goes in Authorization (never in the URL), and the live feed carries only the tenant's spans."""
+    collector, server = console_factory(TENANTS)
+    page, guard = page_factory(server.url)
+    page.goto(server.url + "/#/feed")
+    page.wait_for_selector("#signin[open]")
+    page.fill("#token", TENANT_A)
+    page.click("#signin button[type=submit]")
+    wait_until(page, "document.getElementById('feed-state') && document.getElementById('feed-state').textContent === 'live'")
+    send_spans(collector, [llm_span("theirs-live", trace_id=os.urandom(16), span_id=os.urandom(8))], token=TENANT_B)
+    send_spans(collector, [llm_span("mine-live", trace_id=os.urandom(16), span_id=os.urandom(8))], token=TENANT_A)
+    wait_until(page, "document.querySelectorAll('#feed-list tbody tr').length >= 1", timeout_s=20)
+    page.wait_for_timeout(1000)  # B's span was sent first: had it been delivered, it would be here by now
+    names = page.eval_on_selector_all("#feed-list tbody tr td:nth-child(3)", "tds => tds.map(td => td.textContent)")
+    assert names == ["mine-live"]
+    feeds = [r for r in server.app.state.received if "/v1/feed" in r[1]]
+    assert feeds and all(r[3] in ("", "Bearer " + TENANT_A) for r in feeds)
+    assert any(r[3] == "Bearer " + TENANT_A for r in feeds)
+    assert all(TENANT_A not in r[1] for r in server.app.state.received)
+    assert all(TENANT_A not in url for url in guard.urls + [page.url])
 
 
 # -- the tracker -----------------------------------------------------------------------------------
