@@ -133,6 +133,66 @@ def test_cost_charts_show_the_totals_the_api_reports(console, page_factory):
     screenshot(page, "costs")
 
 
+BUDGETED = """processors: {batch: {timeout: 100ms}}
+extensions:
+  spanledger_budgets:
+    budgets:
+      - {name: gpt4o-daily, scope: {model: gpt-4o}, limit_usd: "0.001", window: day}
+      - {name: planner-month, scope: {agent: planner}, limit_usd: "1000", window: month}
+"""
+
+
+def test_cost_figures_budgets_and_costliest_traces_are_the_apis(console_factory, page_factory):
+    collector, server = console_factory(BUDGETED)
+    costly, cheap = os.urandom(16), os.urandom(16)
+    send_spans(collector, [llm_span("big", trace_id=costly, span_id=os.urandom(8), input_tokens=50_000, output_tokens=5_000,
+                                    attributes={"gen_ai.usage.cache_read_input_tokens": 10_000}),
+                           llm_span("small", trace_id=cheap, span_id=os.urandom(8), model="gpt-4o-mini"),
+                           llm_span("mystery", trace_id=cheap, span_id=os.urandom(8), model="no-such-model-xyz")])
+    stored(collector, 3)
+    page, _ = page_factory(server.url)
+    page.goto(server.url + "/#/costs?range=all")
+    page.wait_for_selector("#kpi-spend")
+    page.wait_for_selector("#budgets tbody tr")
+    page.wait_for_selector("#top-traces tbody tr")
+    total = httpx.get(server.url + "/v1/reports/spend", params={"group_by": "none", "bucket": "none"}).json()
+    record = dict(zip(total["columns"], total["rows"][0]))
+    shown = lambda selector: page.get_attribute(selector, "data-value")  # noqa: E731
+    assert Decimal(shown("#kpi-spend")) == Decimal(record["usd"]) > 0
+    assert int(shown("#kpi-unpriced")) == record["unpriced_calls"] == 1  # the unknown model: counted apart, never $0
+    assert int(shown("#kpi-calls")) == record["llm_calls"] == 3
+    assert Decimal(shown("#kpi-saved")) == Decimal(record["cache_savings_usd"])
+    assert float(shown("#kpi-cache")) == record["cache_hit_ratio"]
+    budgets = {b["name"]: b for b in httpx.get(server.url + "/v1/budgets").json()["budgets"]}
+    rows = page.eval_on_selector_all("#budgets tbody tr", "trs => trs.map(tr => [tr.cells[0].textContent, tr.cells[0].firstChild.dataset.spent, "
+                                                          "tr.cells[5].firstChild.className])")
+    assert {r[0]: r[1] for r in rows} == {name: b["spent_usd"] for name, b in budgets.items()}
+    assert {r[0]: r[2] == "budget-over" for r in rows} == {"gpt4o-daily": True, "planner-month": False}
+    top = httpx.get(server.url + "/v1/reports/top", params={"key": "trace", "by": "cost", "limit": 10}).json()
+    first_link = page.get_attribute("#top-traces tbody tr a", "href")
+    assert first_link == "#/trace/" + top["rows"][0][0] == "#/trace/" + costly.hex()
+    screenshot(page, "costs-kpis-budgets")
+
+
+def test_the_dashboard_waits_out_the_query_concurrency_limit(console_factory, page_factory):
+    """With one query at a time per tenant, the dashboard's parallel questions meet 429 + Retry-After
+    from the gateway: the console asks again after it, and every part still shows."""
+    collector, server = console_factory("processors: {batch: {timeout: 100ms}}\n"
+                                        "extensions: {spanledger_api: {query_limits: {per_tenant_concurrency: 1}}}\n")
+    send_spans(collector, [llm_span(f"q{i}", trace_id=os.urandom(16), span_id=os.urandom(8)) for i in range(3)])
+    stored(collector, 3)
+    page, _ = page_factory(server.url)
+    statuses = []
+    page.on("response", lambda response: statuses.append(response.status))
+    page.goto(server.url + "/#/costs?range=all")
+    page.wait_for_selector("#spend-chart figure")
+    page.wait_for_selector("#kpi-spend")
+    page.wait_for_selector("#top-traces tbody tr")
+    assert page.locator("#top-traces tbody tr").count() == 3
+    assert page.locator("main .error").count() == 0
+    assert 429 in statuses  # the limit was met (the page asks two at once, and the sign-in probe a third)
+
+
 def test_agent_statistics(console, page_factory):
     collector, server = console
     # success rate = completed / finished runs by the run's status (spanledger.status, which the SDK's

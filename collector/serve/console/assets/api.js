@@ -34,7 +34,25 @@ export function query(params) {
   return text ? '?' + text : '';
 }
 
-async function request(method, path, body, { signal } = {}) {
+// A GET the collector answers 429 (the per-tenant query concurrency of the gateway, QueryBusy) is
+// asked again after its Retry-After, a few times: a dashboard asks several questions at once.
+const BUSY_RETRIES = 4;
+const MAX_BUSY_WAIT_MS = 5000;
+
+async function request(method, path, body, options = {}) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await requestOnce(method, path, body, options);
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.status !== 429 || method !== 'GET' || attempt >= BUSY_RETRIES) throw error;
+      const wait = Math.min(MAX_BUSY_WAIT_MS, 1000 * (Number(error.retryAfter) || 1)) * (0.75 + Math.random() / 2);
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      if (options.signal && options.signal.aborted) throw error;
+    }
+  }
+}
+
+async function requestOnce(method, path, body, { signal } = {}) {
   let response;
   try {
     response = await fetch(path, {
@@ -51,7 +69,9 @@ async function request(method, path, body, { signal } = {}) {
   try { payload = text ? JSON.parse(text) : null; } catch { payload = null; }
   if (!response.ok) {
     const message = (payload && (payload.error || payload.detail)) || text || response.statusText;
-    throw new ApiError(response.status, typeof message === 'string' ? message : JSON.stringify(message), path);
+    const error = new ApiError(response.status, typeof message === 'string' ? message : JSON.stringify(message), path);
+    error.retryAfter = response.headers.get('Retry-After');
+    throw error;
   }
   return payload;
 }

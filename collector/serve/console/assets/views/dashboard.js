@@ -18,8 +18,9 @@ export async function render(main, ctx) {
   const notes = h('p', { class: 'muted', id: 'cost-notes' });
   main.append(h('h1', null, 'Costs'), h('div', { class: 'toolbar' }, picker), kpis, notes, charts);
   const params = { since: ctx.since };
-  const [spend, total, budgets, top] = await Promise.all([
-    api.spend({ ...params, group_by: groupBy, bucket }), soft(api.spendTotal(params)), soft(api.budgets()), soft(api.topTraces({ ...params, limit: 10 }))]);
+  // two questions at a time: the gateway runs at most a couple of queries per tenant at once (429 beyond)
+  const [spend, total] = await Promise.all([api.spend({ ...params, group_by: groupBy, bucket }), soft(api.spendTotal(params))]);
+  const [budgets, top] = await Promise.all([soft(api.budgets()), soft(api.topTraces({ ...params, limit: 10 }))]);
   ctx.rememberTimeZone(spend);
   const rows = spend.rows.map((r) => ({ bucket: r.bucket, group: r.group, value: Number(r.cost_usd), exact: r.cost_usd, tokens: r.tokens }));
   const spent = sumDecimal(rows.map((r) => r.exact));
@@ -33,16 +34,16 @@ export async function render(main, ctx) {
 
   const t = total && total.total;
   if (t) {
-    kpis.append(kpi('spend', usd(t.cost_usd), 'kpi-spend'), kpi('tokens', count(t.tokens), 'kpi-tokens'),
-      kpi('LLM calls', count(t.llm_calls), 'kpi-calls'),
-      kpi('cache-hit ratio', t.cache_hit_ratio != null ? (t.cache_hit_ratio * 100).toFixed(1) + '%' : '—', 'kpi-cache'),
-      kpi('caching saved', usd(t.cache_savings_usd), 'kpi-saved'),
+    kpis.append(kpi('spend', usd(t.cost_usd), 'kpi-spend', t.cost_usd), kpi('tokens', count(t.tokens), 'kpi-tokens', t.tokens),
+      kpi('LLM calls', count(t.llm_calls), 'kpi-calls', t.llm_calls),
+      kpi('cache-hit ratio', t.cache_hit_ratio != null ? (t.cache_hit_ratio * 100).toFixed(1) + '%' : '—', 'kpi-cache', t.cache_hit_ratio),
+      kpi('caching saved', usd(t.cache_savings_usd), 'kpi-saved', t.cache_savings_usd),
       // an unpriced call's cost is unknown, never $0: counted apart with its tokens
-      kpi('unpriced calls', count(t.unpriced_calls) + (t.unpriced_tokens ? ` (${count(t.unpriced_tokens)} tok)` : ''), 'kpi-unpriced'));
+      kpi('unpriced calls', count(t.unpriced_calls) + (t.unpriced_tokens ? ` (${count(t.unpriced_tokens)} tok)` : ''), 'kpi-unpriced', t.unpriced_calls));
   }
   if (budgets) {
     charts.append(h('section', { class: 'card', id: 'budgets' }, h('h2', null, 'Budgets'), budgets.budgets.length ? table([
-      { label: 'budget', render: (b) => b.name }, { label: 'scope', key: 'scope' }, { label: 'window', key: 'window' },
+      { label: 'budget', render: (b) => h('span', { dataset: { spent: b.spent_usd, projected: b.projected_usd } }, b.name) }, { label: 'scope', key: 'scope' }, { label: 'window', key: 'window' },
       { label: 'spent', num: true, render: (b) => usd(b.spent_usd) }, { label: 'limit', num: true, render: (b) => usd(b.limit_usd) },
       { label: 'used', num: true, render: (b) => h('span', { class: Number(b.percent) >= 100 ? 'budget-over' : null }, b.percent != null ? Number(b.percent).toFixed(1) + '%' : '') },
       { label: 'projected', num: true, render: (b) => h('span', { class: Number(b.projected_percent) >= 100 ? 'budget-over' : null }, usd(b.projected_usd)) },
