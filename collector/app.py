@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from .pricing.lookup import CollectorPricing
 from .auth import TokenAuth
 from .ingest.grpc_receiver import OtlpGrpcServer, ReceiverSettings, TlsFiles, TraceExportHandler
 from .store import SchemaOptions, Store, StoreConfig, StoreUnavailable, migrate
-from .wal import WriteAheadLog
+from .wal import FILE_MODE, WriteAheadLog, instance_id, private_dir, write_private
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,10 @@ class DataDirInUse(RuntimeError):
 
 def lock_data_dir(data_dir: Path):
     """Hold an exclusive lock on ``data_dir`` for the life of the process (released by the OS at exit)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(data_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held until stop()
+    private_dir(data_dir)
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    os.fchmod(fd, FILE_MODE)
+    handle = open(fd, "a+")  # noqa: SIM115 - held until stop()
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -172,6 +175,7 @@ class Collector:
             segment_max_age_s=batch["timeout"],
             retain_done_bytes=wal_cfg["retain_done_mib"] << 20,
             fsync=wal_cfg["fsync"],
+            instance=instance_id(self.data_dir),
         )
         if not self._connect_store():
             threading.Thread(target=self._connect_loop, name="spanledger-store-connect", daemon=True).start()
@@ -221,24 +225,35 @@ class Collector:
     def _write_runtime_file(self) -> None:
         info = {"pid": os.getpid(), "grpc": self.server.address if self.server else "",
                 "api": self.api.url if self.api else ""}
-        tmp = self.data_dir / (RUNTIME_FILE + ".tmp")
-        tmp.write_text(json.dumps(info))
-        os.replace(tmp, self.data_dir / RUNTIME_FILE)
+        write_private(self.data_dir / RUNTIME_FILE, json.dumps(info).encode())
 
     def stop(self, timeout_s: float = 30.0) -> bool:
-        """Graceful: refuse new calls, finish those in flight, store everything durable. True if drained."""
+        """Graceful: refuse new calls, finish those in flight, store everything durable. True if drained.
+
+        Bounded by ``timeout_s`` in total, whatever the store does: a writer stuck in a store
+        call is abandoned, its segment left in the WAL for the next start."""
+        deadline = time.monotonic() + timeout_s
+
+        def left(share: float = 1.0) -> float:
+            return max(0.0, (deadline - time.monotonic()) * share)
+
         (self.data_dir / RUNTIME_FILE).unlink(missing_ok=True)
         if self.server:
             self.server.stop(grace_s=min(10.0, timeout_s / 3))
         self._connect_stop.set()
         if self.wal:
-            self.wal.close()
+            self.wal.close(timeout=min(5.0, left(0.5)))
         for writer in self.writers:
             writer.request_stop()
-        drained = all([writer.stop(timeout_s) for writer in self.writers])
+        drained = all([writer.stop(left(0.9)) for writer in self.writers])
         if self.api:
             self.api.stop()
-        if self._store:
+        stuck = [w for w in self.writers if w.is_alive()]
+        if stuck:
+            # closing the engine under a call in progress could block: leave it to process exit
+            log.warning("%d segment writer(s) still inside a store call at shutdown; their segments stay "
+                        "in the WAL and are stored at the next start", len(stuck))
+        elif self._store:
             self._store.close()
         if self._lock:
             self._lock.close()

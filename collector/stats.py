@@ -20,6 +20,9 @@ class IngestStats:
     segments_stored: int = 0
     store_failures: int = 0
     segments_quarantined: int = 0
+    segments_split: int = 0  # segments the store refused part of, stored piece by piece
+    spans_quarantined: int = 0  # spans the store refused, kept in wal/quarantine/ with a .reason
+    last_store_error_code: int = 0
     spans_repriced: int = 0
     last_store_error: str = ""
     started_at: float = field(default_factory=time.time)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import threading
 import time
 import zlib
@@ -36,6 +37,50 @@ log = logging.getLogger(__name__)
 _TENANT_TAG = bytes([0xCA, 0x3E])  # field 1001, wire type 2 (length-delimited)
 _CHECKSUM_TAG = bytes([0xD5, 0x3E])  # field 1002, wire type 5 (fixed32)
 _TRAILER_LEN = len(_CHECKSUM_TAG) + 4
+_TENANT_FIELD = 1001
+
+FILE_MODE = 0o600  # spans are private: WAL files, quarantine, instance id
+DIR_MODE = 0o700
+INSTANCE_ID_FILE = "instance_id"
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) if needed and make it 0700 whatever the umask."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, DIR_MODE)
+    return path
+
+
+def write_private(path: Path, data: bytes, fsync: bool = False) -> None:
+    """Write ``path`` whole with mode 0600 (whatever the umask), via a temporary file and a rename."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "wb", closefd=False) as f:
+            _write_all(f, data)
+            f.flush()
+            if fsync:
+                os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def instance_id(directory: Path) -> str:
+    """This collector's id, created once in ``directory`` (0600) and kept: it makes dedup tokens
+    unique across collectors that share one ClickHouse server."""
+    path = directory / INSTANCE_ID_FILE
+    try:
+        value = path.read_text().strip()
+        if value:
+            os.chmod(path, FILE_MODE)
+            return value
+    except FileNotFoundError:
+        pass
+    value = secrets.token_hex(8)
+    write_private(path, value.encode(), fsync=True)
+    return value
 
 
 class WalFull(Exception):
@@ -73,7 +118,8 @@ def encode_record(request: bytes, tenant: str, request_crc: int | None = None) -
     """One WAL record, length prefix included.  ``request_crc`` saves re-hashing the request."""
     crc = zlib.crc32(request) if request_crc is None else request_crc
     tenant_bytes = tenant.encode()
-    tenant_field = _TENANT_TAG + _varint(len(tenant_bytes)) + tenant_bytes if tenant_bytes else b""
+    # always written, even empty: the tenant ClickHouse reads is the last field 1001, so it must be ours
+    tenant_field = _TENANT_TAG + _varint(len(tenant_bytes)) + tenant_bytes
     crc = zlib.crc32(tenant_field, crc)
     body_len = len(request) + len(tenant_field) + _TRAILER_LEN
     return b"".join((_varint(body_len), request, tenant_field, _CHECKSUM_TAG, crc.to_bytes(4, "little")))
@@ -137,17 +183,37 @@ def _parse_at(data: bytes, pos: int) -> tuple[Record | None, int]:
     if zlib.crc32(body[:-_TRAILER_LEN]) != int.from_bytes(body[-4:], "little"):
         return None, 0
     payload = body[:-_TRAILER_LEN]
-    tenant = ""
-    idx = payload.rfind(_TENANT_TAG)
-    if idx >= 0:
-        try:
-            tlen, tstart = read_varint(payload, idx + 2)
-            if tstart + tlen == len(payload):
-                tenant = payload[tstart:].decode()
-                payload = payload[:idx]
-        except (ValueError, UnicodeDecodeError):
-            pass
-    return Record(bytes(payload), tenant), body_end
+    request, tenant = _split_tenant(payload)
+    return Record(request, tenant), body_end
+
+
+def _split_tenant(payload: bytes) -> tuple[bytes, str]:
+    """The request and the tenant of a record body: the tenant is the field 1001 that ends it,
+    found by walking the top-level fields (never by searching bytes, which a client chooses)."""
+    pos = 0
+    try:
+        while pos < len(payload):
+            tag, after_tag = read_varint(payload, pos)
+            if tag & 7 != 2:
+                break
+            length, start = read_varint(payload, after_tag)
+            if tag >> 3 == _TENANT_FIELD and start + length == len(payload):
+                return bytes(payload[:pos]), payload[start:].decode()
+            pos = start + length
+    except (ValueError, UnicodeDecodeError):
+        pass
+    # not a protobuf request (tests, or damage the CRC did not catch): the shortest tenant field that ends it
+    for length in range(min(len(payload), 1 << 10)):
+        prefix = _TENANT_TAG + _varint(length)
+        start = len(payload) - length - len(prefix)
+        if start < 0:
+            break
+        if payload.startswith(prefix, start):
+            try:
+                return bytes(payload[:start]), payload[start + len(prefix):].decode()
+            except UnicodeDecodeError:
+                break
+    return bytes(payload), ""
 
 
 def _resync(data: bytes, pos: int, max_attempts: int = 1 << 20) -> int:
@@ -181,12 +247,17 @@ class Segment:
     size: int
     spans: int
     requests: int
+    content_crc: int = 0  # CRC-32 of the segment's bytes
+    instance: str = ""  # the collector's instance id (see ``instance_id``)
 
     @property
     def dedup_token(self) -> str:
-        # Deterministic per segment: a replay after a crash between "stored"
-        # and "marked .done" re-sends the same token and ClickHouse drops it.
-        return f"spanledger-wal-{self.seq}-{self.size}"
+        # Deterministic per segment: a replay after a crash between "stored" and
+        # "marked .done" re-sends the same token and ClickHouse drops it.  Unique
+        # otherwise: the instance id separates collectors on one server, the
+        # content hash separates a segment from one that reused its number
+        # after a restart (nothing of the old one retained).
+        return f"spanledger-wal-{self.instance}-{self.seq}-{self.size}-{self.content_crc:08x}"
 
 
 @dataclass
@@ -209,9 +280,10 @@ class WriteAheadLog:
         segment_max_age_s: float = 1.0,
         retain_done_bytes: int = 64 << 20,
         fsync: bool = True,
+        instance: str | None = None,
     ) -> None:
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory = private_dir(Path(directory))
+        self.instance = instance or instance_id(self.directory)
         self.max_bytes = max_bytes
         self.segment_max_bytes = segment_max_bytes
         self.segment_max_spans = segment_max_spans
@@ -239,6 +311,7 @@ class WriteAheadLog:
         self._file_size = 0
         self._file_spans = 0
         self._file_requests = 0
+        self._file_crc = 0
         self._file_opened_at = 0.0
         # fingerprints of every request found on disk at start (stored or not), so that a
         # client's retry after a restart is still recognised; only the fingerprints are kept
@@ -315,6 +388,7 @@ class WriteAheadLog:
         with self._lock:
             if error is None:
                 self._file_size += len(data)
+                self._file_crc = zlib.crc32(data, self._file_crc)
                 self._file_spans += sum(p.spans for p in batch)
                 self._file_requests += len(batch)
             else:
@@ -332,8 +406,10 @@ class WriteAheadLog:
     def _open_segment_locked(self) -> None:
         self._segment_seq += 1
         path = self.directory / f"{self._segment_seq:012d}.open"
-        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - lives until sealed
-        self._file_size = self._file_spans = self._file_requests = 0
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+        os.fchmod(fd, FILE_MODE)
+        self._file = open(fd, "ab", buffering=0)  # noqa: SIM115 - lives until sealed
+        self._file_size = self._file_spans = self._file_requests = self._file_crc = 0
         self._file_opened_at = time.monotonic()
 
     def _seal_locked(self) -> None:
@@ -342,14 +418,15 @@ class WriteAheadLog:
         if file is None:
             return
         file.close()
-        open_path = Path(file.name)
+        open_path = self.directory / f"{self._segment_seq:012d}.open"
         if self._file_size == 0:
             open_path.unlink(missing_ok=True)
             return
         sealed = open_path.with_suffix(".wal")
         os.rename(open_path, sealed)
         self._fsync_dir()
-        self._sealed.append(Segment(self._segment_seq, sealed, self._file_size, self._file_spans, self._file_requests))
+        self._sealed.append(Segment(self._segment_seq, sealed, self._file_size, self._file_spans, self._file_requests,
+                                    self._file_crc, self.instance))
         self._sealed_ready.notify_all()
 
     def _fsync_dir(self) -> None:
@@ -389,34 +466,43 @@ class WriteAheadLog:
             self._unstored_bytes -= segment.size
         self._expire_done()
 
-    def quarantine(self, segment: Segment) -> Path:
-        """Set aside a segment the store keeps refusing, so the ones after it can be stored."""
-        target_dir = self.directory / "quarantine"
-        target_dir.mkdir(exist_ok=True)
-        target = target_dir / segment.path.name
+    def quarantine(self, segment: Segment, reason: str) -> Path:
+        """Set aside a whole segment the store refuses, with its reason beside it (``.reason``)."""
+        target = self.quarantine_dir() / segment.path.name
+        write_private(target.with_suffix(".reason"), reason.encode())
         os.replace(segment.path, target)
         with self._lock:
             self._claimed.pop(segment.seq, None)
             self._unstored_bytes -= segment.size
         return target
 
+    def quarantine_records(self, segment: Segment, records: list[Record], reason: str) -> Path:
+        """Keep ``records`` (what the store refused of ``segment``) in quarantine, with the reason."""
+        target = self.quarantine_dir() / segment.path.name
+        write_private(target, b"".join(encode_record(r.request, r.tenant) for r in records), fsync=self.fsync)
+        write_private(target.with_suffix(".reason"), reason.encode(), fsync=self.fsync)
+        return target
+
+    def quarantine_dir(self) -> Path:
+        return private_dir(self.directory / "quarantine")
+
     def replace_segment(self, segment: Segment, records: list[Record]) -> Segment:
         """Rewrite a sealed segment with only ``records`` (used after corruption is found)."""
         data = b"".join(encode_record(r.request, r.tenant) for r in records)
-        tmp = segment.path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            if self.fsync:
-                os.fsync(f.fileno())
-        os.replace(tmp, segment.path)
+        write_private(segment.path, data, fsync=self.fsync)
         self._fsync_dir()
         with self._lock:
             self._unstored_bytes -= segment.size - len(data)
-            fixed = Segment(segment.seq, segment.path, len(data), segment.spans, len(records))
+            fixed = Segment(segment.seq, segment.path, len(data), segment.spans, len(records),
+                            zlib.crc32(data), self.instance)
             if segment.seq in self._claimed:
                 self._claimed[segment.seq] = fixed
         return fixed
+
+    def unclaimed_segments(self) -> int:
+        """Segments nobody is storing yet (sealed and waiting, or still open)."""
+        with self._lock:
+            return len(self._sealed) + (1 if self._file is not None else 0)
 
     def pending_segments(self) -> int:
         with self._lock:
@@ -439,6 +525,7 @@ class WriteAheadLog:
         paths.sort(key=lambda p: int(p.stem))
         for path in paths:
             seq = int(path.stem)
+            os.chmod(path, FILE_MODE)  # a file written by an older version may be 0644
             data = path.read_bytes()
             result = scan(data)
             self.corrupt_records += result.corrupt
@@ -449,9 +536,7 @@ class WriteAheadLog:
                     path.name, result.corrupt, result.torn_tail, len(result.records),
                 )
                 data = b"".join(encode_record(r.request, r.tenant) for r in result.records)
-                tmp = path.with_suffix(".tmp")
-                tmp.write_bytes(data)
-                os.replace(tmp, path)
+                write_private(path, data, fsync=self.fsync)
             self.recovered_fingerprints.extend(request_fingerprint(r.request, r.tenant) for r in result.records)
             sealed = path.with_suffix(".wal")
             if not result.records:
@@ -459,7 +544,7 @@ class WriteAheadLog:
                 continue
             if path != sealed:
                 os.rename(path, sealed)
-            self._sealed.append(Segment(seq, sealed, len(data), -1, len(result.records)))
+            self._sealed.append(Segment(seq, sealed, len(data), -1, len(result.records), zlib.crc32(data), self.instance))
             self._unstored_bytes += len(data)
             self._segment_seq = max(self._segment_seq, seq)
         for path in sorted(self.directory.glob("*.done"), key=lambda p: int(p.stem)):

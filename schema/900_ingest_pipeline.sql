@@ -8,32 +8,14 @@
 --     -> spanledger_store_mv           priced spans -> ${traces_table}
 --     -> spanledger_stage_mv           spans of a model never seen before -> spanledger_spans_unpriced,
 --                                      re-inserted by the collector once it has resolved the price
-DROP VIEW IF EXISTS ${database}.spanledger_flatten_mv ${on_cluster};
-DROP VIEW IF EXISTS ${database}.spanledger_store_mv ${on_cluster};
-DROP VIEW IF EXISTS ${database}.spanledger_stage_mv ${on_cluster};
-DROP TABLE IF EXISTS ${database}.spanledger_otlp_raw ${on_cluster};
-DROP TABLE IF EXISTS ${database}.spanledger_spans_ingest ${on_cluster};
+--
+-- Re-applying never opens a window in which an insert is lost: functions and
+-- the Null tables are replaced atomically (CREATE OR REPLACE keeps the views
+-- attached), and the migration runner turns each CREATE MATERIALIZED VIEW of
+-- a view that exists into ALTER TABLE ... MODIFY QUERY (store/migrations.py).
 
-CREATE OR REPLACE FUNCTION spanledger_scalar_to_string ${on_cluster} AS (v) -> multiIf(
-    tupleElement(v, 'string_value') IS NOT NULL, assumeNotNull(tupleElement(v, 'string_value')),
-    tupleElement(v, 'int_value') IS NOT NULL, toString(assumeNotNull(tupleElement(v, 'int_value'))),
-    tupleElement(v, 'double_value') IS NOT NULL, toString(assumeNotNull(tupleElement(v, 'double_value'))),
-    tupleElement(v, 'bool_value') IS NOT NULL, if(assumeNotNull(tupleElement(v, 'bool_value')), 'true', 'false'),
-    tupleElement(v, 'bytes_value') IS NOT NULL, base64Encode(assumeNotNull(tupleElement(v, 'bytes_value'))),
-    '');
-
--- Scalars as their text; arrays as JSON, as the OpenTelemetry Collector stores them.
-CREATE OR REPLACE FUNCTION spanledger_anyvalue_to_string ${on_cluster} AS (v) -> if(
-    notEmpty(tupleElement(tupleElement(v, 'array_value'), 'values')),
-    concat('[', arrayStringConcat(arrayMap(x -> if(tupleElement(x, 'string_value') IS NOT NULL,
-        toJSONString(assumeNotNull(tupleElement(x, 'string_value'))), spanledger_scalar_to_string(x)), tupleElement(tupleElement(v, 'array_value'), 'values')), ','), ']'),
-    spanledger_scalar_to_string(v));
-
-CREATE OR REPLACE FUNCTION spanledger_attributes_to_map ${on_cluster} AS (attrs, max_count, max_length) -> mapFromArrays(
-    arrayMap(a -> tupleElement(a, 'key'), arraySlice(attrs, 1, max_count)),
-    arrayMap(a -> substringUTF8(spanledger_anyvalue_to_string(tupleElement(a, 'value')), 1, max_length), arraySlice(attrs, 1, max_count)));
-
-CREATE TABLE ${database}.spanledger_otlp_raw ${on_cluster}
+-- First the raw table: the functions below read its new shape, and the old ones read it too.
+CREATE OR REPLACE TABLE ${database}.spanledger_otlp_raw ${on_cluster}
 (
     resource_spans Array(Tuple(
         resource Tuple(attributes Array(Tuple(key String, value ${any_value_type}))),
@@ -52,7 +34,52 @@ CREATE TABLE ${database}.spanledger_otlp_raw ${on_cluster}
 )
 ENGINE = Null;
 
-CREATE TABLE ${database}.spanledger_spans_ingest ${on_cluster} AS ${database}.${traces_table} ENGINE = Null;
+CREATE OR REPLACE FUNCTION spanledger_scalar_to_string ${on_cluster} AS (v) -> multiIf(
+    tupleElement(v, 'string_value') IS NOT NULL, assumeNotNull(tupleElement(v, 'string_value')),
+    tupleElement(v, 'int_value') IS NOT NULL, toString(assumeNotNull(tupleElement(v, 'int_value'))),
+    tupleElement(v, 'double_value') IS NOT NULL, toString(assumeNotNull(tupleElement(v, 'double_value'))),
+    tupleElement(v, 'bool_value') IS NOT NULL, if(assumeNotNull(tupleElement(v, 'bool_value')), 'true', 'false'),
+    tupleElement(v, 'bytes_value') IS NOT NULL, base64Encode(assumeNotNull(tupleElement(v, 'bytes_value'))),
+    '');
+
+-- A scalar inside an array or kvlist, as JSON (what the OpenTelemetry Collector's
+-- pcommon Value.AsString writes: strings quoted, bytes as base64 strings, no value as null).
+CREATE OR REPLACE FUNCTION spanledger_scalar_to_json ${on_cluster} AS (v) -> multiIf(
+    tupleElement(v, 'string_value') IS NOT NULL, toJSONString(assumeNotNull(tupleElement(v, 'string_value'))),
+    tupleElement(v, 'int_value') IS NOT NULL, toString(assumeNotNull(tupleElement(v, 'int_value'))),
+    tupleElement(v, 'double_value') IS NOT NULL, if(isFinite(assumeNotNull(tupleElement(v, 'double_value'))),
+        toString(assumeNotNull(tupleElement(v, 'double_value'))), 'null'),
+    tupleElement(v, 'bool_value') IS NOT NULL, if(assumeNotNull(tupleElement(v, 'bool_value')), 'true', 'false'),
+    tupleElement(v, 'bytes_value') IS NOT NULL, toJSONString(base64Encode(assumeNotNull(tupleElement(v, 'bytes_value')))),
+    'null');
+
+-- A value one level down: a scalar, or an array / kvlist of scalars (keys sorted, as Go's encoding/json does).
+CREATE OR REPLACE FUNCTION spanledger_nested_to_json ${on_cluster} AS (v) -> multiIf(
+    notEmpty(tupleElement(tupleElement(v, 'array_value'), 'values')),
+    concat('[', arrayStringConcat(arrayMap(x -> spanledger_scalar_to_json(x),
+        tupleElement(tupleElement(v, 'array_value'), 'values')), ','), ']'),
+    notEmpty(tupleElement(tupleElement(v, 'kvlist_value'), 'values')),
+    concat('{', arrayStringConcat(arrayMap(kv -> concat(toJSONString(tupleElement(kv, 'key')), ':',
+        spanledger_scalar_to_json(tupleElement(kv, 'value'))),
+        arraySort(kv -> tupleElement(kv, 'key'), tupleElement(tupleElement(v, 'kvlist_value'), 'values'))), ','), '}'),
+    spanledger_scalar_to_json(v));
+
+-- Scalars as their text; arrays and kvlists as JSON, as the OpenTelemetry Collector stores them.
+CREATE OR REPLACE FUNCTION spanledger_anyvalue_to_string ${on_cluster} AS (v) -> multiIf(
+    notEmpty(tupleElement(tupleElement(v, 'array_value'), 'values')),
+    concat('[', arrayStringConcat(arrayMap(x -> spanledger_nested_to_json(x),
+        tupleElement(tupleElement(v, 'array_value'), 'values')), ','), ']'),
+    notEmpty(tupleElement(tupleElement(v, 'kvlist_value'), 'values')),
+    concat('{', arrayStringConcat(arrayMap(kv -> concat(toJSONString(tupleElement(kv, 'key')), ':',
+        spanledger_nested_to_json(tupleElement(kv, 'value'))),
+        arraySort(kv -> tupleElement(kv, 'key'), tupleElement(tupleElement(v, 'kvlist_value'), 'values'))), ','), '}'),
+    spanledger_scalar_to_string(v));
+
+CREATE OR REPLACE FUNCTION spanledger_attributes_to_map ${on_cluster} AS (attrs, max_count, max_length) -> mapFromArrays(
+    arrayMap(a -> tupleElement(a, 'key'), arraySlice(attrs, 1, max_count)),
+    arrayMap(a -> substringUTF8(spanledger_anyvalue_to_string(tupleElement(a, 'value')), 1, max_length), arraySlice(attrs, 1, max_count)));
+
+CREATE OR REPLACE TABLE ${database}.spanledger_spans_ingest ${on_cluster} AS ${database}.${traces_table} ENGINE = Null;
 
 CREATE TABLE IF NOT EXISTS ${database}.spanledger_spans_unpriced ${on_cluster} AS ${database}.${traces_table}
 ENGINE = ${merge_tree} PARTITION BY toDate(Timestamp) ORDER BY (Model, Timestamp)

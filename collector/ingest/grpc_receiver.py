@@ -10,11 +10,13 @@ Status codes follow the OTLP specification:
   over the size limit          RESOURCE_EXHAUSTED (grpc enforces it, after decompression)
   missing/wrong credentials    UNAUTHENTICATED
   memory or WAL full, disk     UNAVAILABLE + RetryInfo (the client should retry after the delay)
+  every handler busy           UNAVAILABLE + RetryInfo (answered by ``ConcurrencyLimit``, see below)
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -130,6 +132,34 @@ def _metadata(context: grpc.ServicerContext, key: str) -> str | None:
     return None
 
 
+class ConcurrencyLimit:
+    """At most ``limit`` exports at once; the next one is answered UNAVAILABLE with RetryInfo.
+
+    grpc's own bound (``maximum_concurrent_rpcs``) answers RESOURCE_EXHAUSTED without
+    RetryInfo, which OTLP exporters treat as permanent: they drop the batch.  So the
+    server runs a few more threads than ``limit``, spare ones that only refuse, and
+    grpc's bound sits well above as a backstop."""
+
+    RETRY_AFTER_S = 1.0
+
+    def __init__(self, limit: int, export: Callable) -> None:
+        self.limit = limit
+        self._slots = threading.BoundedSemaphore(limit)
+        self._export = export
+        self.refused = 0
+
+    def __call__(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        if not self._slots.acquire(blocking=False):
+            self.refused += 1
+            _abort(context, grpc.StatusCode.UNAVAILABLE,
+                   f"all {self.limit} export handlers are busy; retry after the delay given in RetryInfo",
+                   retry_after_s=self.RETRY_AFTER_S)
+        try:
+            return self._export(request, context)
+        finally:
+            self._slots.release()
+
+
 class OtlpGrpcServer:
     """Owns the grpc server: port, TLS, message limits, thread pool."""
 
@@ -140,12 +170,15 @@ class OtlpGrpcServer:
             ("grpc.max_send_message_length", 1 << 20),
             ("grpc.so_reuseport", 0),
         ]
+        spare = max(2, settings.workers // 4)  # threads that only answer "busy, retry"
+        self.limit = ConcurrencyLimit(settings.workers, handler.export)
         self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="spanledger-grpc"),
+            futures.ThreadPoolExecutor(max_workers=settings.workers + spare, thread_name_prefix="spanledger-grpc"),
             options=options,
-            maximum_concurrent_rpcs=settings.workers * 2,  # bounds request bytes waiting for a thread
+            # a backstop far above what the spare threads refuse; bounds request bytes waiting for a thread
+            maximum_concurrent_rpcs=(settings.workers + spare) * 4,
         )
-        method = grpc.unary_unary_rpc_method_handler(handler.export)  # no (de)serializers: raw bytes
+        method = grpc.unary_unary_rpc_method_handler(self.limit)  # no (de)serializers: raw bytes
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Export": method}),))
         if settings.tls:
             credentials = grpc.ssl_server_credentials(

@@ -8,13 +8,13 @@ there and counted on the row, not rejected here.
 
 This is the only per-span Python work on the ingest path, so it reads a few
 fields per span and walks attributes only when a byte-level scan of the whole
-request finds something that could be a bad number (see ``_may_hold_bad_numbers``).
+request finds a numeric attribute it cannot vouch for (numbers.py).  What goes
+to the WAL is the canonical encoding of what was checked (wire.py), so the
+store never reads bytes protobuf tolerated but ClickHouse would refuse.
 """
 
 from __future__ import annotations
 
-import math
-import re
 import time
 from dataclasses import dataclass, field
 
@@ -24,37 +24,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from . import lenient_proto
+from . import lenient_proto, numbers, wire
 
-# Numeric attributes that must be finite and >= 0 (tokens and money).
-NON_NEGATIVE_KEYS = frozenset({
-    "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens",
-    "gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_creation.input_tokens",
-    "gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.prompt_tokens", "gen_ai.usage.completion_tokens",
-    "llm.token_count.prompt", "llm.token_count.completion", "llm.token_count.total",
-    "llm.usage.prompt_tokens", "llm.usage.completion_tokens",
-    "spanledger.cost.input_usd", "spanledger.cost.output_usd", "spanledger.cost.total_usd",
-    "llm.cost.total", "llm.cost.prompt", "llm.cost.completion",
-})
 _MAX_MESSAGES = 10  # examples quoted in error_message
-
-# Byte patterns that the bad numbers we check for produce in the encoded
-# request: a negative int64 varint above -2**35 ends in ff ff ff ff 01; NaN and
-# +-infinity as Python (and most SDKs) encode them are a double field (0x21)
-# of six zero bytes, then f8 or f0, then 7f or ff.
-# Rarer spellings that slip past (a NaN with a payload, a huge negative) are
-# harmless downstream: the ingest pipeline reads them as "no value", never as
-# a negative count or cost.  Costs travel as decimal strings after keys
-# ending in "_usd" or "llm.cost.*" and are checked one by one.
-# Each pattern is one pass over the request (~0.25 µs per span), so there are
-# as few as can tell: NaN and infinities share two prefixes, the llm.cost.*
-# keys one.
-_NEGATIVE_VARINT = b"\xff\xff\xff\xff\x01"
-_NON_FINITE_PREFIXES = (b"\x21\x00\x00\x00\x00\x00\x00\xf8", b"\x21\x00\x00\x00\x00\x00\x00\xf0")
-_NON_FINITE_LAST = (0x7F, 0xFF)
-_LLM_COST_KEYS = (b"total\x12", b"prompt\x12", b"completion\x12")
-# after a cost key: AnyValue length (1 byte), string_value tag, text length (1..127), a digit first
-_PLAIN_DECIMAL_VALUE = re.compile(rb"[\x00-\x7f]\x0a[\x01-\x7f][0-9]")
 
 
 class InvalidRequest(Exception):
@@ -100,15 +72,21 @@ def check_request(data: bytes, bounds: TimeBounds = TimeBounds()) -> Checked:
         # Strings that are not UTF-8 make the whole parse fail; find the spans
         # that carry them and reject only those.
         return _check_with_invalid_utf8(data, bounds, exc)
-    now_ns = time.time_ns()
-    latest = now_ns + bounds.future_slack_ns
-    check_numbers = _may_hold_bad_numbers(data)
+    payload = wire.canonical(request, data)
     problems: list[str] = []
     bad: list[tuple[int, int, int]] = []
+    if payload is not data:
+        bad, problems = _misdeclared_spans(data)
+    now_ns = time.time_ns()
+    latest = now_ns + bounds.future_slack_ns
+    check_numbers = numbers.may_hold_bad_numbers(payload)
     accepted = 0
+    flagged = set(bad)
     for r, resource_spans in enumerate(request.resource_spans):
         for s, scope_spans in enumerate(resource_spans.scope_spans):
             for i, span in enumerate(scope_spans.spans):
+                if (r, s, i) in flagged:
+                    continue
                 problem = _span_problem(span, bounds.earliest_ns, latest, check_numbers)
                 if problem is None:
                     accepted += 1
@@ -116,38 +94,33 @@ def check_request(data: bytes, bounds: TimeBounds = TimeBounds()) -> Checked:
                     bad.append((r, s, i))
                     problems.append(problem)
     if not bad:
-        return Checked(data, accepted)
-    for r, s, i in reversed(bad):
+        return Checked(payload, accepted)
+    for r, s, i in sorted(bad, reverse=True):
         del request.resource_spans[r].scope_spans[s].spans[i]
     return Checked(request.SerializeToString(), accepted, len(bad), problems)
 
 
-def _may_hold_bad_numbers(data: bytes) -> bool:
-    """False only if no token or cost attribute in ``data`` can be negative, NaN or infinite."""
-    if _NEGATIVE_VARINT in data:
-        return True
-    for prefix in _NON_FINITE_PREFIXES:
-        pos = data.find(prefix)
-        while pos >= 0:
-            last = pos + len(prefix)
-            if last >= len(data) or data[last] in _NON_FINITE_LAST:
-                return True
-            pos = data.find(prefix, pos + 1)  # e.g. 1.0 (00.. f0 3f): fine
-    pos = data.find(b"_usd\x12")
-    while pos >= 0:
-        if not _PLAIN_DECIMAL_VALUE.match(data, pos + 5):
-            return True  # not a plain decimal string: let the full check judge it
-        pos = data.find(b"_usd\x12", pos + 1)
-    pos = data.find(b"llm.cost.")
-    while pos >= 0:
-        rest = pos + 9
-        for key in _LLM_COST_KEYS:
-            if data.startswith(key, rest):
-                if not _PLAIN_DECIMAL_VALUE.match(data, rest + len(key)):
-                    return True
-                break
-        pos = data.find(b"llm.cost.", pos + 1)
-    return False
+def _misdeclared_spans(data: bytes) -> tuple[list[tuple[int, int, int]], list[str]]:
+    """Spans of ``data`` with a known field sent with the wrong wire type (unknown fields kept this time)."""
+    request = ExportTraceServiceRequest.FromString(data)
+    if not wire.has_unknown_fields(request):
+        return [], []  # only a non-canonical encoding: nothing to reject
+    bad, problems = [], []
+    for r, resource_spans in enumerate(request.resource_spans):
+        for s, scope_spans in enumerate(resource_spans.scope_spans):
+            if not wire.has_unknown_fields(scope_spans):  # e.g. only the request itself carries one
+                scope_spans.ClearField("spans")
+                continue
+            for i, span in enumerate(scope_spans.spans):
+                found = wire.misdeclared_field(span)
+                if found:
+                    bad.append((r, s, i))
+                    problems.append(f"span {_name(span)}: {found}")
+            scope_spans.ClearField("spans")
+    outside = wire.misdeclared_field(request)
+    if outside:
+        raise InvalidRequest(f"the request is malformed outside its spans: {outside}; fix the exporter's encoding")
+    return bad, problems
 
 
 def _span_problem(span, earliest: int, latest: int, check_numbers: bool = True) -> str | None:
@@ -165,32 +138,10 @@ def _span_problem(span, earliest: int, latest: int, check_numbers: bool = True) 
     if not check_numbers:
         return None
     for kv in span.attributes:
-        if kv.key in NON_NEGATIVE_KEYS:
-            problem = _numeric_problem(kv)
+        if kv.key in numbers.NUMERIC_KEYS:
+            problem = numbers.attribute_problem(kv.key, kv.value)
             if problem:
                 return f"span {_name(span)}: attribute {kv.key} {problem}"
-    return None
-
-
-def _numeric_problem(kv) -> str | None:
-    value = kv.value
-    kind = value.WhichOneof("value")
-    if kind == "int_value":
-        return "is negative" if value.int_value < 0 else None
-    if kind == "double_value":
-        v = value.double_value
-        if math.isnan(v) or math.isinf(v):
-            return "is not a finite number"
-        return "is negative" if v < 0 else None
-    if kind == "string_value":
-        text = value.string_value.strip()
-        try:
-            v = float(text)
-        except ValueError:
-            return f"is not a number ({text[:40]!r})"
-        if math.isnan(v) or math.isinf(v):
-            return "is not a finite number"
-        return "is negative" if v < 0 else None
     return None
 
 

@@ -17,6 +17,7 @@ views turn them into rows: see schema/900_ingest_pipeline.sql.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass, field
 from importlib import resources
@@ -24,16 +25,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..errors import StoreError, StoreUnavailable, engine_error_code
 from .ddl import SchemaOptions
 from ..query.tenancy import TenantQueryRefused, check_tree, filter_setting, tenant_tables
 
 log = logging.getLogger(__name__)
 
 WAL_MESSAGE = "WalRecord"
-
-
-class StoreUnavailable(Exception):
-    """The store refused or could not be reached; the operation may succeed later."""
 
 
 class QueryRejected(Exception):
@@ -102,6 +100,8 @@ class Store:
         cc = _import_clickhouse_connect()
         if self.config.embedded:
             self.config.engine_path.mkdir(parents=True, exist_ok=True)
+            for private in (self.config.data_dir, self.config.engine_path):  # the engine's files hold spans
+                os.chmod(private, 0o700)
             try:
                 return cc.get_client(interface="chdb", path=str(self.config.engine_path))
             except Exception as exc:
@@ -134,6 +134,7 @@ class Store:
             "insert_deduplicate": 1,
             "deduplicate_blocks_in_dependent_materialized_views": 1,
             "parallel_view_processing": 1,  # the rollups and lookup views of one insert run side by side
+            "output_format_json_escape_forward_slashes": 0,  # kvlist and array values as JSON: "a/b" stays "a/b"
             # one WAL segment is one block, so its dedup token covers it whole
             "max_insert_block_size": 1 << 30,
             "min_insert_block_size_rows": 0,
@@ -141,7 +142,10 @@ class Store:
         }
 
     def load_segment(self, path: Path, dedup_token: str) -> None:
-        """Store every span of a sealed WAL segment; a repeat with the same token stores nothing."""
+        """Store every span of a sealed WAL segment; a repeat with the same token stores nothing.
+
+        Raises StoreError with the engine's code: ``permanent`` when these bytes will be refused on
+        every retry (the caller splits the segment), else StoreUnavailable (retry later)."""
         table = f"{self.options.database}.spanledger_otlp_raw"
         settings = self._protobuf_settings(dedup_token)
         loader = self._loader()
@@ -152,7 +156,10 @@ class Store:
                 quoted = str(path).replace("\\", "\\\\").replace("'", "\\'")
                 loader.command(f"INSERT INTO {table} FROM INFILE '{quoted}' FORMAT Protobuf", settings=settings)
         except Exception as exc:
-            raise StoreUnavailable(f"storing WAL segment {path.name} in {self.config.describe()} failed: {exc}") from exc
+            code = engine_error_code(exc)
+            message = f"storing WAL segment {path.name} in {self.config.describe()} failed: {str(exc)[:2000]}"
+            error = StoreError(message, code)
+            raise (error if error.permanent else StoreUnavailable(message, code)) from exc
 
     def _loader(self):
         client = getattr(self._loader_local, "client", None)

@@ -23,7 +23,10 @@ _SCALAR = (
     "string_value Nullable(String), bool_value Nullable(Bool), int_value Nullable(Int64), "
     "double_value Nullable(Float64), bytes_value Nullable(String)"
 )
-ANY_VALUE_TYPE = f"Tuple({_SCALAR}, array_value Tuple(values Array(Tuple({_SCALAR}))))"
+_NESTED = (f"Tuple({_SCALAR}, array_value Tuple(values Array(Tuple({_SCALAR}))), "
+           f"kvlist_value Tuple(values Array(Tuple(key String, value Tuple({_SCALAR})))))")
+ANY_VALUE_TYPE = (f"Tuple({_SCALAR}, array_value Tuple(values Array({_NESTED})), "
+                  f"kvlist_value Tuple(values Array(Tuple(key String, value {_NESTED}))))")
 
 # Tables that hold data; on a cluster each gets a Distributed twin for reads.
 DISTRIBUTED_TABLES = ("{traces}", "{traces}_trace_id_ts", "spanledger_usage_hourly", "spanledger_cost_daily")

@@ -4,11 +4,16 @@ Run at collector start-up and by ``spanledger migrate``.  Numbered files are
 versioned migrations and apply once; a file that starts with
 ``-- spanledger: repeatable`` (the ingest pipeline, which holds no data) is
 re-applied whenever its rendered text changes, e.g. after a limit changed.
+Re-applying it must not lose an insert running meanwhile (another collector
+on the same server), so a view that already exists is never dropped: its
+``CREATE MATERIALIZED VIEW`` is applied as ``ALTER TABLE ... MODIFY QUERY``,
+which swaps the query atomically.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 from .ddl import SchemaFile, SchemaOptions, schema_files
@@ -57,9 +62,23 @@ def migrate(client, options: SchemaOptions) -> MigrationReport:
     return MigrationReport(tuple(applied), max(versioned, default=0))
 
 
+_VIEW = re.compile(r"^CREATE MATERIALIZED VIEW\s+(?P<name>[\w.]+)\s+(?P<cluster>ON CLUSTER \w+\s+)?"
+                   r"TO\s+[\w.]+\s+AS\s+(?P<query>.*)$", re.DOTALL)
+
+
+def in_place(client, statement: str) -> str:
+    """``statement``, or for a materialized view that exists already the ALTER that replaces its query."""
+    match = _VIEW.match(statement)
+    if not match or not client.command("EXISTS TABLE " + match["name"]):
+        return statement
+    return f"ALTER TABLE {match['name']} {match['cluster'] or ''}MODIFY QUERY {match['query']}"
+
+
 def _apply(client, schema_file: SchemaFile) -> None:
     for statement in schema_file.statements:
         try:
+            if schema_file.repeatable:
+                statement = in_place(client, statement)
             client.command(statement)
         except Exception as exc:
             first_line = statement.splitlines()[0][:120]

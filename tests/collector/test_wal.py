@@ -76,13 +76,20 @@ def test_stored_segments_are_kept_for_duplicate_detection_then_expired(tmp_path)
     reopened.close()
 
 
-def test_only_engine_parse_errors_count_as_an_unreadable_segment():
-    from spanledger.collector.writer.segment_writer import SegmentWriter
-    from spanledger.collector.store import StoreUnavailable
+def test_store_errors_are_classified_by_engine_code_not_by_message_text():
+    from spanledger.collector.errors import StoreError, engine_error_code
 
-    outage = StoreUnavailable("storing WAL segment 000000000001.wal failed: connection refused while sending "
-                              "INSERT INTO spanledger.spanledger_otlp_raw FORMAT Protobuf")
-    damaged = StoreUnavailable("Code: 33. DB::Exception: Attempt to read after eof: While executing "
-                               "ProtobufRowInputFormat. (ATTEMPT_TO_READ_AFTER_EOF) (version 26.9.2.1)")
-    assert not SegmentWriter._is_parse_error(outage)
-    assert SegmentWriter._is_parse_error(damaged)
+    outage = Exception("connection refused while sending INSERT INTO spanledger.spanledger_otlp_raw FORMAT Protobuf "
+                       "(CANNOT_PARSE_TEXT in the query text must not matter)")
+    damaged = Exception("Code: 33. DB::Exception: Attempt to read after eof: While executing "
+                        "ProtobufRowInputFormat. (ATTEMPT_TO_READ_AFTER_EOF) (version 26.9.2.1)")
+    overflow = Exception("HTTPDriver received ClickHouse error code 407\n Code: 407. DB::Exception: Decimal math "
+                         "overflow: while pushing to view spanledger.spanledger_store_mv. (DECIMAL_OVERFLOW)")
+    busy = Exception("Code: 252. DB::Exception: Too many parts (300). (TOO_MANY_PARTS)")
+    odd = Exception("Code: 1234. DB::Exception: something new")
+    errors = {name: StoreError(str(e), engine_error_code(e))
+              for name, e in [("outage", outage), ("damaged", damaged), ("overflow", overflow), ("busy", busy),
+                              ("odd", odd)]}
+    assert {n: (e.code, e.permanent, e.transient) for n, e in errors.items()} == {
+        "outage": (None, False, True), "damaged": (33, True, False), "overflow": (407, True, False),
+        "busy": (252, False, True), "odd": (1234, False, False)}
