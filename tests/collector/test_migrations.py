@@ -53,7 +53,7 @@ def test_upgrade_from_previous_version(tmp_path):
         store.command("INSERT INTO spanledger.otel_traces (Timestamp, TraceId, SpanId, SpanName) "
                       "VALUES (now64(9), 'aa', 'bb', 'kept')")
         report = migrate(store.writer, store.options)
-        assert report.applied == ("004_pricing.sql", "900_ingest_pipeline.sql")
+        assert report.applied == ("004_pricing.sql", "060_trace_id_lookup_tenant.sql", "900_ingest_pipeline.sql")
         assert set(applied_versions(store.writer, store.options)) == {f.version for f in files}
         assert store.query("SELECT SpanName FROM spanledger.otel_traces").result_rows == [("kept",)]
     finally:
