@@ -60,7 +60,7 @@ SCHEMA: dict[str, Any] = {
     }}}},
     "processors": {
         "batch": {"timeout": (_DUR, 1.0), "send_batch_size": (_INT, 50_000), "send_batch_max_size": (_INT, 0)},
-        "memory_limiter": {"check_interval": (_DUR, 0.1), "limit_mib": (_INT, 2048)},
+        "memory_limiter": {"check_interval": (_DUR, 0.1), "limit_mib": (_INT, 1024)},
     },
     "exporters": {"clickhouse": {
         "endpoint": (_STR, ""),
@@ -82,6 +82,9 @@ SCHEMA: dict[str, Any] = {
         "content": {"drop_attributes": (_LIST, []), "redact_attributes": (_LIST, [])},
         "retry_on_failure": {"initial_interval": (_DUR, 0.2), "max_interval": (_DUR, 30.0)},
         "sending_queue": {"num_consumers": (_INT, 2)},
+        # the embedded engine's memory (0: derived from processors.memory_limiter.limit_mib)
+        "engine": {"max_server_memory_mib": (_INT, 0), "max_query_memory_mib": (_INT, 0),
+                   "max_merge_memory_mib": (_INT, 0), "cache_mib": (_INT, 64)},
     }},
     "extensions": {
         "bearertokenauth": {"tokens": (_LIST, []), "filename": (_STR, ""), "tenants": (_MAP, {})},

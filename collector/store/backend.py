@@ -38,6 +38,63 @@ class QueryRejected(Exception):
     """A read query was refused before or by the engine (not read-only, several statements, bad SQL)."""
 
 
+# What one segment insert takes in the embedded engine, measured with bench/payloads.py spans
+# (GenAI spans, ~750 B each on the wire): ~18 KiB per span at 25k and 50k spans per segment
+# (bench/README.md, "Memory").  Used to size segments so that the inserts fit the engine's budget.
+INSERT_BYTES_PER_SPAN = 18 << 10
+# Resident memory of a collector that has opened the embedded engine and stored nothing yet (the
+# engine's code and Python's): ~370 MiB measured here.  The engine's memory tracker does not count it.
+PROCESS_BASE_MIB = 384
+
+
+@dataclass(frozen=True)
+class EngineMemory:
+    """The embedded engine's memory bounds, set when the engine starts (chDB takes them as server settings).
+
+    Without them chDB sizes itself for the machine: a global limit of 90% of RAM, 5 GiB each for
+    the mark, primary-index and index-mark caches, merges up to half of RAM.  Beside an agent in a
+    small container that is the OOM killer's business, so the collector derives them from its own
+    ceiling (processors.memory_limiter.limit_mib): see ``for_ceiling``.  0 leaves the engine's own.
+    """
+
+    server_mib: int = 0  # max_server_memory_usage: every query, insert and merge together
+    query_mib: int = 0  # max_memory_usage of each read query (the read-only handles)
+    merge_mib: int = 0  # merges_mutations_memory_usage_soft_limit: no new merge above it
+    cache_mib: int = 64  # mark, primary-index and index-mark caches, each
+
+    @classmethod
+    def for_ceiling(cls, limit_mib: int, server_mib: int = 0, query_mib: int = 0, merge_mib: int = 0,
+                    cache_mib: int = 64) -> "EngineMemory":
+        """The engine gets the ceiling less ``PROCESS_BASE_MIB`` (what the process holds before storing
+        anything, outside the engine's own accounting) and less 1/8 for requests in flight; one read
+        query at most 1/4 of the engine's share, merges at most 1/4."""
+        server = server_mib or max(limit_mib - PROCESS_BASE_MIB - limit_mib // 8, 64)
+        return cls(server_mib=server, query_mib=query_mib or max(server // 4, 32),
+                   merge_mib=merge_mib or max(server // 4, 32), cache_mib=cache_mib)
+
+    def chdb_options(self) -> dict[str, str]:
+        options = {}
+        if self.server_mib:
+            options["max_server_memory_usage"] = str(self.server_mib << 20)
+        if self.merge_mib:
+            options["merges_mutations_memory_usage_soft_limit"] = str(self.merge_mib << 20)
+        if self.cache_mib:
+            for cache in ("mark_cache_size", "primary_index_cache_size", "index_mark_cache_size"):
+                options[cache] = str(self.cache_mib << 20)
+            options["query_condition_cache_size"] = str(min(self.cache_mib, 16) << 20)
+        return options
+
+    def segment_spans(self, wanted: int, writers: int) -> int:
+        """The largest segment (spans) whose inserts, one per writer, fit beside merges and one read query."""
+        if not self.server_mib:
+            return wanted
+        # with less room, a read query (even count()) beside two peak inserts failed on the engine's
+        # total limit (measured); an insert that fails so is retried (errors.TRANSIENT_STORE_ERRORS)
+        room = (self.server_mib - self.merge_mib - self.query_mib) << 20
+        fits = max(room // max(writers, 1) // INSERT_BYTES_PER_SPAN, 1000)
+        return min(wanted, fits)
+
+
 @dataclass(frozen=True)
 class StoreConfig:
     """Where spans are stored: ``url`` for a server, else the embedded engine under ``data_dir``."""
@@ -47,6 +104,7 @@ class StoreConfig:
     username: str = ""
     password: str = ""
     options: SchemaOptions = field(default_factory=SchemaOptions)
+    memory: EngineMemory = field(default_factory=EngineMemory)  # embedded engine only
 
     @property
     def embedded(self) -> bool:
@@ -90,6 +148,7 @@ class Store:
         self._loader_local = threading.local()  # each segment writer thread inserts on its own handle
         self._loaders: list[Any] = []
         self._reader = self._connect()
+        self._bound_queries(self._reader)
         # A dedicated handle stays read-only for good: the engine refuses any
         # write, SET or file/url access made through it, whatever the SQL says.
         self._reader.command("SET readonly = 1")
@@ -103,7 +162,9 @@ class Store:
             for private in (self.config.data_dir, self.config.engine_path):  # the engine's files hold spans
                 os.chmod(private, 0o700)
             try:
-                return cc.get_client(interface="chdb", path=str(self.config.engine_path))
+                # every handle passes the same options: the first one to open the engine sets them
+                return cc.get_client(interface="chdb", path=str(self.config.engine_path),
+                                     chdb_options=self.config.memory.chdb_options() or None)
             except Exception as exc:
                 if "lock" in str(exc).lower() or "Error initializing EmbeddedServer" in str(exc):
                     raise StoreUnavailable(
@@ -214,9 +275,15 @@ class Store:
             reader = self._connect()
             setting = filter_setting(self.options.database, self.options.traces_table, tenant)
             reader.command(f"SET additional_table_filters = {setting}")
+            self._bound_queries(reader)
             reader.command("SET readonly = 1")  # last: from here on the filter cannot be changed
             self._tenant_readers[tenant] = reader
         return reader
+
+    def _bound_queries(self, reader) -> None:
+        """Each read query on ``reader`` may use at most the configured memory (set before readonly)."""
+        if self.config.embedded and self.config.memory.query_mib:
+            reader.command(f"SET max_memory_usage = {int(self.config.memory.query_mib) << 20}")
 
     def close(self) -> None:
         for client in (self._reader, self.writer, *self._tenant_readers.values(), *self._loaders):
