@@ -55,9 +55,13 @@ def _view_into(store: Store, name: str, ddl: str) -> str:
 
 
 def rendered_view(store: Store, path: Path) -> str:
-    text = render(path.read_text(encoding="utf-8"), store.options)
-    (statement,) = [s for s in split_statements(text) if s.startswith("CREATE MATERIALIZED VIEW")]
-    return statement
+    """The CREATE MATERIALIZED VIEW in ``path``, rendered; the file's own functions are created first."""
+    statements = split_statements(render(path.read_text(encoding="utf-8"), store.options))
+    for statement in statements:
+        if statement.startswith("CREATE OR REPLACE FUNCTION"):
+            store.command(statement)
+    (view,) = [s for s in statements if s.startswith("CREATE MATERIALIZED VIEW")]
+    return view
 
 
 def current_view(store: Store) -> str:

@@ -45,6 +45,9 @@ INSERT_BYTES_PER_SPAN = 18 << 10
 # Resident memory of a collector that has opened the embedded engine and stored nothing yet (the
 # engine's code and Python's): ~370 MiB measured here.  The engine's memory tracker does not count it.
 PROCESS_BASE_MIB = 384
+# Below this the engine cannot drain small segments (inserts failed with MEMORY_LIMIT_EXCEEDED at
+# 64 MiB); under a small ceiling the admission limiter holds intake while the engine drains.
+ENGINE_FLOOR_MIB = 256
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ class EngineMemory:
         """The engine gets the ceiling less ``PROCESS_BASE_MIB`` (what the process holds before storing
         anything, outside the engine's own accounting) and less 1/8 for requests in flight; one read
         query at most 1/4 of the engine's share, merges at most 1/4."""
-        server = server_mib or max(limit_mib - PROCESS_BASE_MIB - limit_mib // 8, 64)
+        server = server_mib or max(limit_mib - PROCESS_BASE_MIB - limit_mib // 8, ENGINE_FLOOR_MIB)
         return cls(server_mib=server, query_mib=query_mib or max(server // 4, 32),
                    merge_mib=merge_mib or max(server // 4, 32), cache_mib=cache_mib)
 

@@ -55,7 +55,7 @@ def test_collector_config_derives_engine_memory_from_the_memory_limiter(tmp_path
     path.write_text("processors:\n  memory_limiter:\n    limit_mib: 512\n"
                     "exporters:\n  clickhouse:\n    engine:\n      max_query_memory_mib: 50\n      cache_mib: 16\n")
     memory = engine_memory(load_config(path))
-    assert (memory.server_mib, memory.query_mib, memory.merge_mib, memory.cache_mib) == (64, 50, 32, 16)
+    assert (memory.server_mib, memory.query_mib, memory.merge_mib, memory.cache_mib) == (256, 50, 64, 16)
 
 
 def test_segments_shrink_until_every_writers_insert_fits():
@@ -66,4 +66,4 @@ def test_segments_shrink_until_every_writers_insert_fits():
     assert memory.segment_spans(5_000, writers=2) == 5_000  # a smaller batch is kept
     assert EngineMemory().segment_spans(50_000, writers=2) == 50_000  # no engine bound: as configured
     assert EngineMemory.for_ceiling(2048).segment_spans(50_000, writers=1) == 40_049
-    assert EngineMemory.for_ceiling(512).segment_spans(50_000, writers=1) == 1_000  # the floor: tiny segments
+    assert EngineMemory.for_ceiling(512).segment_spans(50_000, writers=1) == 7_281  # the engine's floor, 256 MiB
