@@ -207,7 +207,7 @@ class Collector:
         spans = self.store_config.memory.segment_spans(wanted, writers)
         if spans < wanted:
             log.info("WAL segments of at most %d spans (not %d): %d inserts of ~%d KiB/span fit the engine's %d MiB",
-                     spans, wanted, writers, INSERT_BYTES_PER_SPAN >> 10, self.store_config.memory.server_mib)
+                     spans, wanted, writers, INSERT_BYTES_PER_SPAN >> 10, self.store_config.memory.budget_mib)
         return spans
 
     def _start_receiver(self) -> None:

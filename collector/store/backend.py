@@ -60,7 +60,8 @@ class EngineMemory:
     ceiling (processors.memory_limiter.limit_mib): see ``for_ceiling``.  0 leaves the engine's own.
     """
 
-    server_mib: int = 0  # max_server_memory_usage: every query, insert and merge together
+    server_mib: int = 0  # max_server_memory_usage, enforced only when configured (see for_ceiling)
+    budget_mib: int = 0  # what segments and the query / merge shares are sized from
     query_mib: int = 0  # max_memory_usage of each read query (the read-only handles)
     merge_mib: int = 0  # merges_mutations_memory_usage_soft_limit: no new merge above it
     cache_mib: int = 64  # mark, primary-index and index-mark caches, each
@@ -68,12 +69,18 @@ class EngineMemory:
     @classmethod
     def for_ceiling(cls, limit_mib: int, server_mib: int = 0, query_mib: int = 0, merge_mib: int = 0,
                     cache_mib: int = 64) -> "EngineMemory":
-        """The engine gets the ceiling less ``PROCESS_BASE_MIB`` (what the process holds before storing
-        anything, outside the engine's own accounting) and less 1/8 for requests in flight; one read
-        query at most 1/4 of the engine's share, merges at most 1/4."""
-        server = server_mib or max(limit_mib - PROCESS_BASE_MIB - limit_mib // 8, ENGINE_FLOOR_MIB)
-        return cls(server_mib=server, query_mib=query_mib or max(server // 4, 32),
-                   merge_mib=merge_mib or max(server // 4, 32), cache_mib=cache_mib)
+        """The engine's budget is the ceiling less ``PROCESS_BASE_MIB`` (what the process holds before
+        storing anything, outside the engine's own accounting) and less 1/8 for requests in flight; one
+        read query at most 1/4 of it, merges at most 1/4, segments sized so the inserts fit the rest.
+
+        The budget is a hard engine limit only when ``server_mib`` is given: what one insert needs
+        grows with the segment's bytes (large attribute values take several times the ~18 KiB/span
+        of GenAI spans), and a segment the engine can never fit would never be stored (measured: a
+        256 MiB limit refused every 5 MB segment of 4 KB-attribute spans).  Unenforced, the sizing
+        keeps typical inserts inside it and the admission limiter holds intake at the ceiling."""
+        budget = server_mib or max(limit_mib - PROCESS_BASE_MIB - limit_mib // 8, ENGINE_FLOOR_MIB)
+        return cls(server_mib=server_mib, budget_mib=budget, query_mib=query_mib or max(budget // 4, 32),
+                   merge_mib=merge_mib or max(budget // 4, 32), cache_mib=cache_mib)
 
     def chdb_options(self) -> dict[str, str]:
         options = {}
@@ -89,11 +96,11 @@ class EngineMemory:
 
     def segment_spans(self, wanted: int, writers: int) -> int:
         """The largest segment (spans) whose inserts, one per writer, fit beside merges and one read query."""
-        if not self.server_mib:
+        if not self.budget_mib:
             return wanted
         # with less room, a read query (even count()) beside two peak inserts failed on the engine's
         # total limit (measured); an insert that fails so is retried (errors.TRANSIENT_STORE_ERRORS)
-        room = (self.server_mib - self.merge_mib - self.query_mib) << 20
+        room = (self.budget_mib - self.merge_mib - self.query_mib) << 20
         fits = max(room // max(writers, 1) // INSERT_BYTES_PER_SPAN, 1000)
         return min(wanted, fits)
 

@@ -21,16 +21,16 @@ def _server_settings(store: Store) -> dict[str, int]:
 
 
 def test_the_engine_starts_with_the_derived_bounds(tmp_path):
-    memory = EngineMemory.for_ceiling(1024)
-    assert (memory.server_mib, memory.query_mib, memory.merge_mib) == (512, 128, 128)
+    memory = EngineMemory.for_ceiling(1024, server_mib=640)
+    assert (memory.server_mib, memory.budget_mib, memory.query_mib, memory.merge_mib) == (640, 640, 160, 160)
     store = Store(StoreConfig(data_dir=tmp_path, memory=memory))
     try:
         settings = _server_settings(store)
-        assert settings["max_server_memory_usage"] == 512 << 20
-        assert settings["merges_mutations_memory_usage_soft_limit"] == 128 << 20
+        assert settings["max_server_memory_usage"] == 640 << 20
+        assert settings["merges_mutations_memory_usage_soft_limit"] == 160 << 20
         for cache in ("mark_cache_size", "primary_index_cache_size", "index_mark_cache_size"):
             assert settings[cache] == 64 << 20, cache
-        assert store.query("SELECT getSetting('max_memory_usage')").result_rows[0][0] == 128 << 20
+        assert store.query("SELECT getSetting('max_memory_usage')").result_rows[0][0] == 160 << 20
     finally:
         store.close()
 
@@ -48,6 +48,19 @@ def test_a_read_query_over_its_memory_is_refused_and_the_store_keeps_working(tmp
         store.close()
 
 
+def test_the_derived_budget_is_not_a_hard_engine_limit(tmp_path):
+    """A segment of large values may need more than the budget; a hard limit would never store it."""
+    memory = EngineMemory.for_ceiling(1024)
+    assert (memory.server_mib, memory.budget_mib) == (0, 512)
+    assert "max_server_memory_usage" not in memory.chdb_options()
+    store = Store(StoreConfig(data_dir=tmp_path, memory=memory))
+    try:
+        assert _server_settings(store)["max_server_memory_usage"] > 1 << 30  # the engine's own
+        assert _server_settings(store)["mark_cache_size"] == 64 << 20
+    finally:
+        store.close()
+
+
 def test_collector_config_derives_engine_memory_from_the_memory_limiter(tmp_path):
     default = store_config(load_config(None))
     assert default.memory == EngineMemory.for_ceiling(1024)
@@ -55,13 +68,13 @@ def test_collector_config_derives_engine_memory_from_the_memory_limiter(tmp_path
     path.write_text("processors:\n  memory_limiter:\n    limit_mib: 512\n"
                     "exporters:\n  clickhouse:\n    engine:\n      max_query_memory_mib: 50\n      cache_mib: 16\n")
     memory = engine_memory(load_config(path))
-    assert (memory.server_mib, memory.query_mib, memory.merge_mib, memory.cache_mib) == (256, 50, 64, 16)
+    assert (memory.server_mib, memory.budget_mib, memory.query_mib, memory.merge_mib, memory.cache_mib) == (0, 256, 50, 64, 16)
 
 
 def test_segments_shrink_until_every_writers_insert_fits():
     memory = EngineMemory.for_ceiling(1024)
     spans = memory.segment_spans(50_000, writers=2)
-    room = (memory.server_mib - memory.merge_mib - memory.query_mib) << 20
+    room = (memory.budget_mib - memory.merge_mib - memory.query_mib) << 20
     assert spans * INSERT_BYTES_PER_SPAN * 2 <= room < (spans + 1) * INSERT_BYTES_PER_SPAN * 2 + INSERT_BYTES_PER_SPAN * 2
     assert memory.segment_spans(5_000, writers=2) == 5_000  # a smaller batch is kept
     assert EngineMemory().segment_spans(50_000, writers=2) == 50_000  # no engine bound: as configured
