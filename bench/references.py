@@ -148,8 +148,13 @@ def _pipeline_breakdown(store, paths: list[Path], spans: int) -> dict:
               .replace(f"TO {db}.spanledger_spans_ingest", f"TO {db}.bench_flat_null")
               .replace(f"FROM {db}.spanledger_otlp_raw", f"FROM {db}.bench_raw2"))
     store.command(ddl)
+    # the previous view's normalization (bench/reference_sql/flatten_mv_previous.sql) on the same segments
+    from bench.bench_normalize import PREVIOUS_VIEW, _view_into, rendered_view
+
+    previous = _view_into(store, "previous", rendered_view(store, PREVIOUS_VIEW))
     out = {}
-    for label, table in (("clickhouse_decode_only", "bench_raw_null"), ("decode_and_normalize", "bench_raw2")):
+    for label, table in (("clickhouse_decode_only", "bench_raw_null"), ("decode_and_normalize", "bench_raw2"),
+                         ("decode_and_previous_normalize", previous)):
         t0, c0 = time.perf_counter(), _cpu()
         for n, path in enumerate(paths):
             store.command(f"INSERT INTO {db}.{table} FROM INFILE '{path}' FORMAT Protobuf",

@@ -29,6 +29,7 @@ from .ingest.export_steps import ExportSteps
 from .ingest.grpc_receiver import OtlpGrpcServer, ReceiverSettings, TlsFiles, TraceExportHandler
 from .store import SchemaOptions, Store, StoreConfig, StoreUnavailable, migrate
 from .store.retention import ContentRetention
+from .store.backend import INSERT_BYTES_PER_SPAN, EngineMemory
 from .wal import FILE_MODE, WriteAheadLog, instance_id, private_dir, write_private
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,15 @@ def store_config(config: CollectorConfig, overrides: Overrides = Overrides()) ->
         data_dir=Path(overrides.data_dir or ch["data_dir"]),
         url=overrides.clickhouse_url if overrides.clickhouse_url is not None else ch["endpoint"],
         username=ch["username"], password=ch["password"], options=options,
+        memory=engine_memory(config),
     )
+
+
+def engine_memory(config: CollectorConfig) -> EngineMemory:
+    engine = config.get("exporters.clickhouse.engine")
+    return EngineMemory.for_ceiling(config.get("processors.memory_limiter.limit_mib"),
+                                    server_mib=engine["max_server_memory_mib"], query_mib=engine["max_query_memory_mib"],
+                                    merge_mib=engine["max_merge_memory_mib"], cache_mib=engine["cache_mib"])
 
 
 def _schema_options(ch: dict) -> SchemaOptions:
@@ -201,7 +210,7 @@ class Collector:
             self.data_dir / "wal",
             max_bytes=wal_cfg["max_size_mib"] << 20,
             segment_max_bytes=wal_cfg["segment_max_mib"] << 20,
-            segment_max_spans=batch["send_batch_size"],
+            segment_max_spans=self._segment_spans(batch["send_batch_size"]),
             segment_max_age_s=batch["timeout"],
             retain_done_bytes=wal_cfg["retain_done_mib"] << 20,
             fsync=wal_cfg["fsync"],
@@ -231,6 +240,17 @@ class Collector:
         self._write_runtime_file()
         self.retention_job = ContentRetention(self)
         self.retention_job.start()
+
+    def _segment_spans(self, wanted: int) -> int:
+        """Segments small enough that every writer's insert fits the embedded engine's memory."""
+        if not self.store_config.embedded:
+            return wanted
+        writers = max(1, self.config.get("exporters.clickhouse.sending_queue.num_consumers"))
+        spans = self.store_config.memory.segment_spans(wanted, writers)
+        if spans < wanted:
+            log.info("WAL segments of at most %d spans (not %d): %d inserts of ~%d KiB/span fit the engine's %d MiB",
+                     spans, wanted, writers, INSERT_BYTES_PER_SPAN >> 10, self.store_config.memory.budget_mib)
+        return spans
 
     def _start_receiver(self) -> None:
         grpc_cfg = self.config.get("receivers.otlp.protocols.grpc")

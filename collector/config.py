@@ -85,7 +85,7 @@ SCHEMA: dict[str, Any] = {
     }}}},
     "processors": {
         "batch": {"timeout": (_DUR, 1.0), "send_batch_size": (_INT, 50_000), "send_batch_max_size": (_INT, 0)},
-        "memory_limiter": {"check_interval": (_DUR, 0.1), "limit_mib": (_INT, 2048)},
+        "memory_limiter": {"check_interval": (_DUR, 0.1), "limit_mib": (_INT, 1024)},
     },
     "exporters": {"clickhouse": {
         "endpoint": (_STR, ""),
@@ -108,6 +108,9 @@ SCHEMA: dict[str, Any] = {
         "retention": {"spans": (_DUR, 0.0), "content": (_DUR, 0.0), "rollups": (_DUR, 0.0)},
         "retry_on_failure": {"initial_interval": (_DUR, 0.2), "max_interval": (_DUR, 30.0)},
         "sending_queue": {"num_consumers": (_INT, 2)},
+        # the embedded engine's memory (0: derived from processors.memory_limiter.limit_mib)
+        "engine": {"max_server_memory_mib": (_INT, 0), "max_query_memory_mib": (_INT, 0),
+                   "max_merge_memory_mib": (_INT, 0), "cache_mib": (_INT, 64)},
     },
         # Forwarding destinations, in the Collector's own exporter format; any number of each,
         # named otlp/NAME (gRPC) or otlphttp/NAME (HTTP).  Templates: resolved only when given.

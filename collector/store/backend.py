@@ -47,6 +47,73 @@ class QueryRejected(Exception):
 INTERNAL_READ_SETTINGS = {"readonly": 1}
 
 
+# What one segment insert takes in the embedded engine, measured with bench/payloads.py spans
+# (GenAI spans, ~750 B each on the wire): ~18 KiB per span at 25k and 50k spans per segment
+# (bench/README.md, "Memory").  Used to size segments so that the inserts fit the engine's budget.
+INSERT_BYTES_PER_SPAN = 18 << 10
+# Resident memory of a collector that has opened the embedded engine and stored nothing yet (the
+# engine's code and Python's): ~370 MiB measured here.  The engine's memory tracker does not count it.
+PROCESS_BASE_MIB = 384
+# Below this the engine cannot drain small segments (inserts failed with MEMORY_LIMIT_EXCEEDED at
+# 64 MiB); under a small ceiling the admission limiter holds intake while the engine drains.
+ENGINE_FLOOR_MIB = 256
+
+
+@dataclass(frozen=True)
+class EngineMemory:
+    """The embedded engine's memory bounds, set when the engine starts (chDB takes them as server settings).
+
+    Without them chDB sizes itself for the machine: a global limit of 90% of RAM, 5 GiB each for
+    the mark, primary-index and index-mark caches, merges up to half of RAM.  Beside an agent in a
+    small container that is the OOM killer's business, so the collector derives them from its own
+    ceiling (processors.memory_limiter.limit_mib): see ``for_ceiling``.  0 leaves the engine's own.
+    """
+
+    server_mib: int = 0  # max_server_memory_usage, enforced only when configured (see for_ceiling)
+    budget_mib: int = 0  # what segments and the query / merge shares are sized from
+    query_mib: int = 0  # max_memory_usage of each read query (the read-only handles)
+    merge_mib: int = 0  # merges_mutations_memory_usage_soft_limit: no new merge above it
+    cache_mib: int = 64  # mark, primary-index and index-mark caches, each
+
+    @classmethod
+    def for_ceiling(cls, limit_mib: int, server_mib: int = 0, query_mib: int = 0, merge_mib: int = 0,
+                    cache_mib: int = 64) -> "EngineMemory":
+        """The engine's budget is the ceiling less ``PROCESS_BASE_MIB`` (what the process holds before
+        storing anything, outside the engine's own accounting) and less 1/8 for requests in flight; one
+        read query at most 1/4 of it, merges at most 1/4, segments sized so the inserts fit the rest.
+
+        The budget is a hard engine limit only when ``server_mib`` is given: what one insert needs
+        grows with the segment's bytes (large attribute values take several times the ~18 KiB/span
+        of GenAI spans), and a segment the engine can never fit would never be stored (measured: a
+        256 MiB limit refused every 5 MB segment of 4 KB-attribute spans).  Unenforced, the sizing
+        keeps typical inserts inside it and the admission limiter holds intake at the ceiling."""
+        budget = server_mib or max(limit_mib - PROCESS_BASE_MIB - limit_mib // 8, ENGINE_FLOOR_MIB)
+        return cls(server_mib=server_mib, budget_mib=budget, query_mib=query_mib or max(budget // 4, 32),
+                   merge_mib=merge_mib or max(budget // 4, 32), cache_mib=cache_mib)
+
+    def chdb_options(self) -> dict[str, str]:
+        options = {}
+        if self.server_mib:
+            options["max_server_memory_usage"] = str(self.server_mib << 20)
+        if self.merge_mib:
+            options["merges_mutations_memory_usage_soft_limit"] = str(self.merge_mib << 20)
+        if self.cache_mib:
+            for cache in ("mark_cache_size", "primary_index_cache_size", "index_mark_cache_size"):
+                options[cache] = str(self.cache_mib << 20)
+            options["query_condition_cache_size"] = str(min(self.cache_mib, 16) << 20)
+        return options
+
+    def segment_spans(self, wanted: int, writers: int) -> int:
+        """The largest segment (spans) whose inserts, one per writer, fit beside merges and one read query."""
+        if not self.budget_mib:
+            return wanted
+        # with less room, a read query (even count()) beside two peak inserts failed on the engine's
+        # total limit (measured); an insert that fails so is retried (errors.TRANSIENT_STORE_ERRORS)
+        room = (self.budget_mib - self.merge_mib - self.query_mib) << 20
+        fits = max(room // max(writers, 1) // INSERT_BYTES_PER_SPAN, 1000)
+        return min(wanted, fits)
+
+
 @dataclass(frozen=True)
 class StoreConfig:
     """Where spans are stored: ``url`` for a server, else the embedded engine under ``data_dir``."""
@@ -56,6 +123,7 @@ class StoreConfig:
     username: str = ""
     password: str = ""
     options: SchemaOptions = field(default_factory=SchemaOptions)
+    memory: EngineMemory = field(default_factory=EngineMemory)  # embedded engine only
 
     @property
     def embedded(self) -> bool:
@@ -124,8 +192,10 @@ class Store:
             for private in (self.config.data_dir, self.config.engine_path):  # the engine's files hold spans
                 os.chmod(private, 0o700)
             try:
+                # every handle passes the same options: the first one to open the engine sets them
                 return cc.get_client(interface="chdb", path=str(self.config.engine_path),
-                                     chdb_options={"user_files_path": str(self.user_files_dir())})
+                                     chdb_options={"user_files_path": str(self.user_files_dir()),
+                                                   **self.config.memory.chdb_options()})
             except Exception as exc:
                 if "lock" in str(exc).lower() or "Error initializing EmbeddedServer" in str(exc):
                     raise StoreUnavailable(
@@ -269,6 +339,11 @@ class Store:
             return self.read(sql, parameters or {}, INTERNAL_READ_SETTINGS)
         except QueryRejected as exc:
             raise QueryRejected(_engine_message(exc, "the query failed"), exc.code) from exc
+
+    def _bound_queries(self, reader) -> None:
+        """Each read query on ``reader`` may use at most the configured memory (set before readonly)."""
+        if self.config.embedded and self.config.memory.query_mib:
+            reader.command(f"SET max_memory_usage = {int(self.config.memory.query_mib) << 20}")
 
     def close(self) -> None:
         for client in (self.writer, *self._all_readers, *self._loaders, *([self._control] if self._control else [])):

@@ -1,11 +1,10 @@
-"""Helpers for the browser tests: the console served over real HTTP (uvicorn on port 0) beside a
-real collector, Debian's chromium driven by Playwright, and a guard that fails any request to
-another host.
+"""Helpers for the browser tests: the collector's real API app (with the console router) served
+over real HTTP (uvicorn on port 0) beside a real collector, Debian's chromium driven by Playwright,
+and a guard that fails any request to another host.
 
-Until the FastAPI app (collector/serve/app.py) lands, the console is served by an app built
-here: the console router plus a pass-through of /v1/* and /healthz to the collector's own
-HTTP API, so every answer the console sees comes from the real endpoints.  Endpoints the
-collector does not serve yet answer 404 and the tests that need them skip, naming them.
+The app is the one the collector serves (collector/serve/app.py create_app), built for the
+collector under test with its auth and settings; the tests add only a page of "some product"
+that loads /tracker.js (/tracker-test) and a recorder of the requests the server received.
 """
 
 from __future__ import annotations
@@ -19,19 +18,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
-
-from spanledger.collector.auth import TokenAuth
-from spanledger.collector.config import bearer_tokens
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # screenshots (ignored by git)
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
-FORWARDED_HEADERS = ("authorization", "content-type", "accept", "last-event-id")
 
 
 def chromium_path() -> str:
@@ -59,35 +51,62 @@ def chromium():
             browser.close()
 
 
-def build_console_app(collector) -> FastAPI:
-    """The console router in a FastAPI app with the two state attributes every router expects.
+# The ingest keys the tracker page uses (extensions.spanledger_api.ingest_keys): key -> tenant.
+INGEST_KEYS = {"site-key-0123456789": "web", "beacon-key-0123456789": "web"}
+CONSOLE_CONFIG = ("processors:\n  batch:\n    timeout: 100ms\n"
+                  "extensions:\n  spanledger_api:\n    ingest_keys:\n"
+                  + "".join(f"      {key}: {tenant}\n" for key, tenant in INGEST_KEYS.items()))
 
-    Interim: requests for the read API are passed through, unchanged, to the collector's HTTP
-    API (collector.api).  Once serve/app.py is merged, replace this with the real app."""
-    from spanledger.collector.serve.console import router
 
-    app = FastAPI()
-    app.state.collector = collector
-    app.state.auth = TokenAuth(bearer_tokens(collector.config))
-    app.state.received = []  # (method, url, body, authorization) of every API request, as the server got it
-    app.include_router(router)
-    # a fresh connection per request: the old http.server API answers 401 without reading the
-    # body, which then corrupts the next request on a kept-alive connection
-    upstream = httpx.AsyncClient(base_url=collector.api.url, timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
+def build_console_app(collector):
+    """The collector's real API app (collector/serve/app.py create_app: every router, the console
+    included, the collector's auth and its extensions.spanledger_api settings), plus the test-only
+    /tracker-test page, behind a recorder that notes every /v1/* and /healthz request as the server
+    got it (``app.state.received``: (method, url, body, authorization)) -- a sendBeacon fired as a
+    page goes away can be seen only there.  The recorder only observes; every answer is the app's."""
+    from spanledger.collector.serve.app import ApiSettings, create_app
 
-    @app.api_route("/v1/{rest:path}", methods=["GET", "POST"])
-    @app.get("/healthz")
-    async def pass_through(request: Request, rest: str = "") -> Response:
-        app.state.received.append((request.method, str(request.url), await request.body(),
-                                   request.headers.get("authorization", "")))
-        headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_HEADERS}
-        answer = await upstream.request(request.method, request.url.path, params=request.query_params,
-                                        headers=headers, content=await request.body())
-        keep = {k: v for k, v in answer.headers.items() if k.lower() in ("content-type", "www-authenticate")}
-        return Response(answer.content, status_code=answer.status_code, headers=keep)
-
+    settings = ApiSettings.from_config(collector.config.get("extensions.spanledger_api"))
+    app = create_app(collector, collector.auth, settings)
     app.get("/tracker-test", include_in_schema=False)(tracker_test_page)
-    return app
+    return RecordingApp(app)
+
+
+class RecordingApp:
+    """ASGI wrapper: passes everything to ``app`` unchanged, and records API requests with their bodies."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.state = app.state
+        self.state.received = []
+
+    async def __call__(self, scope, receive, send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path.startswith("/v1/") or path == "/healthz"):
+            await self.app(scope, receive, send)
+            return
+        chunks, done = [], False
+        while not done:  # read the body here, then replay it to the app
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            done = not message.get("more_body", False)
+        body = b"".join(chunks)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        query = scope.get("query_string", b"").decode("latin-1")
+        url = f"http://{headers.get('host', '')}{path}" + (f"?{query}" if query else "")
+        self.state.received.append((scope["method"], url, body, headers.get("authorization", "")))
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # then whatever comes next (a disconnect)
+
+        await self.app(scope, replay, send)
 
 
 TRACKER_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>a product page</title>
@@ -132,16 +151,6 @@ class HttpServer:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self._sock.close()
-
-
-def require_endpoint(base_url: str, method: str, path: str, token: str = "") -> None:
-    """Skip (naming the endpoint) when this collector does not serve it yet."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    kwargs = {"json": {}} if method == "POST" else {}
-    answer = httpx.request(method, base_url + path, headers=headers, timeout=10, **kwargs)
-    if answer.status_code == 404 and "no such endpoint" in answer.text:
-        pytest.skip(f"needs {method} {path.split('?')[0]}, not on this branch yet (read-side API); "
-                    "the lead removes this skip after merging")
 
 
 class OffOriginGuard:

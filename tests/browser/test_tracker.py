@@ -1,8 +1,8 @@
 """The browser activity tracker (/tracker.js) on a real page in chromium.
 
 What the page sends is observed at the browser's network layer (every request still goes to the
-real collector).  Tests that also check what was *stored* need POST /v1/activities/batch and skip,
-naming it, until the read-side API is merged."""
+collector's real API, which accepts the page's ingest key: console_support.INGEST_KEYS); the
+tests that check what was *stored* read the store."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from console_support import require_endpoint, wait_until
+from console_support import wait_until
 
 IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148"
 IPAD = "Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148"
@@ -181,7 +181,6 @@ def test_timed_actions_complete_with_duration_or_cancel(console, page_factory):
 
 def test_offline_batch_is_stored_once_and_only_once(console, page_factory):
     collector, server = console
-    require_endpoint(server.url, "POST", "/v1/activities/batch?ingest_key=x")
     page, guard = open_page(page_factory, server, "?flush=300")
     page.context.set_offline(True)
     page.evaluate("for (let i = 0; i < 5; i++) tracker.track('once_checked', {entityId: 'x' + i})")
@@ -194,7 +193,51 @@ def test_offline_batch_is_stored_once_and_only_once(console, page_factory):
 
     wait_stored(collector, 5)
     time.sleep(1)
-    rows = collector.store().query("SELECT SpanName, ActivityType, UserId, SessionId FROM spanledger.otel_traces "
-                                   "WHERE SpanName = 'once_checked'").result_rows
+    rows = collector.store().query(
+        "SELECT SpanName, ActivityType, UserId, SessionId, TenantId, SpanAttributes['spanledger.entity.id'], "
+        "SpanAttributes['spanledger.device.type'], SpanAttributes['url.path'] FROM spanledger.otel_traces "
+        "WHERE SpanName = 'once_checked'").result_rows
     assert len(rows) == 5
     assert {r[1] for r in rows} == {"product_event"} and {r[2] for r in rows} == {"u-42"}
+    assert {r[3] for r in rows} == {page.evaluate("tracker.sessionId")}
+    assert {r[4] for r in rows} == {"web"}  # the tenant the ingest key names (extensions.spanledger_api.ingest_keys)
+    assert sorted(r[5] for r in rows) == [f"x{i}" for i in range(5)]
+    assert {(r[6], r[7]) for r in rows} == {("desktop", "/tracker-test")}
+
+
+def test_an_unknown_ingest_key_is_refused_and_not_retried(console, page_factory):
+    """A key the collector does not know is a 401 for good: the tracker drops the batch instead of
+    retrying it forever (and says so in the console), and nothing is stored."""
+    collector, server = console
+    page, guard = open_page(page_factory, server, "?flush=200&key=unknown-key-0123456789")
+    page.evaluate("tracker.track('never_stored')")
+    wait_batches(page, guard, 1)
+    wait_until(page, "JSON.parse(localStorage.getItem('spanledger.tracker.queue')).length === 0")
+    answers = [r for r in server.app.state.received if "/v1/activities/batch" in r[1]]
+    assert len(answers) == 1
+    page.wait_for_timeout(1500)
+    assert len(batches(guard)) == 1
+    assert collector.store().query("SELECT count() FROM spanledger.otel_traces").result_rows[0][0] == 0
+
+
+def test_a_long_offline_queue_goes_in_batches_the_ingest_key_allows(console, page_factory):
+    """With an ingest key the collector takes at most ingest_key_limits.max_items (100) events and 64 KiB
+    a request, and refuses more for good: a queue of 250 is sent in requests within both limits, all stored."""
+    collector, server = console
+    page, guard = open_page(page_factory, server, "?flush=200")
+    page.context.set_offline(True)
+    page.evaluate("for (let i = 0; i < 250; i++) tracker.track('bulk_checked', {entityId: 'b' + i, metadata: {pad: 'x'.repeat(200)}})")
+    page.context.set_offline(False)
+    deadline = time.monotonic() + 20
+    while sum(len(events) for _, events in batches(guard)) < 250:
+        assert time.monotonic() < deadline, f"sent so far: {[len(e) for _, e in batches(guard)]}"
+        page.wait_for_timeout(50)
+    assert all(len(events) <= 100 for _, events in batches(guard))
+    assert all(len(body.encode()) <= 64 << 10 for url, body in guard.posts if "/v1/activities/batch" in url)
+    from collector_support import wait_stored
+
+    wait_stored(collector, 250)
+    rows = collector.store().query("SELECT uniqExact(SpanAttributes['spanledger.entity.id']) FROM spanledger.otel_traces "
+                                   "WHERE SpanName = 'bulk_checked'").result_rows
+    assert rows[0][0] == 250
+    wait_until(page, "JSON.parse(localStorage.getItem('spanledger.tracker.queue')).length === 0")

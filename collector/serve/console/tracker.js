@@ -15,7 +15,11 @@
   var QUEUE_KEY = 'spanledger.tracker.queue';
   var SESSION_KEY = 'spanledger.tracker.session';
   var MAX_QUEUE = 5000;      // oldest events are dropped past this (a page offline for days)
-  var MAX_BATCH = 1000;      // what POST /v1/activities/batch takes at once
+  var MAX_BATCH = 1000;      // what POST /v1/activities/batch takes at once with a bearer token
+  // with an ingest key the collector takes fewer (extensions.spanledger_api.ingest_key_limits:
+  // max_items 100, max_body_kib 64 by default) and refuses a bigger request for good (413)
+  var KEY_MAX_ITEMS = 100;
+  var KEY_MAX_BYTES = 60000;
   var BEACON_BYTES = 60000;  // browsers refuse beacons above ~64 KiB
 
   function randomId() {
@@ -40,6 +44,28 @@
     return 'desktop';
   }
 
+  /** Metadata as POST /v1/activities/batch takes it (flat key -> string/number/boolean), like Python's
+   *  product_event(): nested values become JSON text, empty and non-finite values are left out. */
+  function flatMetadata(metadata) {
+    var out = {}, k, v;
+    for (k in (metadata || {})) {
+      if (!Object.prototype.hasOwnProperty.call(metadata, k) || !k) continue;
+      v = metadata[k];
+      if (v === null || v === undefined || (typeof v === 'number' && !isFinite(v))) continue;
+      if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') {
+        try { v = JSON.stringify(v); } catch (e) { v = String(v); }
+      }
+      // defineProperty: a key such as '__proto__' stays a plain entry
+      Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+    }
+    return out;
+  }
+
+  function utf8Length(text) {
+    if (root.TextEncoder) return new root.TextEncoder().encode(text).length;
+    return unescape(encodeURIComponent(text)).length;
+  }
+
   function words(type) { var parts = String(type).split('_'); return [parts[0], parts[parts.length - 1]]; }
 
   function Tracker(options) {
@@ -50,6 +76,8 @@
     this.userId = options.userId || null;
     this.batchSize = options.batchSize || 10;
     this.flushMs = options.flushIntervalMs || 5000;
+    this.maxItems = options.maxBatchItems || (this.token ? MAX_BATCH : KEY_MAX_ITEMS);
+    this.maxBytes = options.maxBatchBytes || (this.token ? 0 : KEY_MAX_BYTES);
     this.service = options.service || (root.location && root.location.host) || 'browser';
     this.local = storage('localStorage');
     this.sessionStore = storage('sessionStorage');
@@ -98,14 +126,14 @@
       action: options.action || w[1],
       entity_type: options.entityType || null,
       entity_id: options.entityId != null ? String(options.entityId) : null,
-      metadata: options.metadata || {},
+      metadata: flatMetadata(options.metadata),
       device_type: this.device,
       user_id: options.userId || this.userId,
       session_id: this.sessionId,
       duration_ms: options.durationMs != null ? Number(options.durationMs) : null,
-      timestamp: new Date().toISOString(),
+      start_time: new Date().toISOString(),
       service: this.service,
-      page: root.location ? root.location.pathname : null,
+      attributes: root.location ? { 'url.path': root.location.pathname } : null,
     };
     this.queue.push(event);
     if (this.queue.length > MAX_QUEUE) this.queue.splice(0, this.queue.length - MAX_QUEUE);
@@ -161,7 +189,11 @@
     if (this.sending || !this.queue.length) return Promise.resolve();
     if (root.navigator && root.navigator.onLine === false) return Promise.resolve(); // 'online' resumes
     if (this.timer) { clearTimeout(this.timer); this.timer = null; }
-    var batch = this.queue.slice(0, MAX_BATCH);
+    var batch = this._take(0, this.maxItems, this.maxBytes);
+    if (!batch.length) { // one event over the byte limit can never be sent with the ingest key
+      if (root.console) root.console.warn('spanledger tracker: dropped an event larger than ' + this.maxBytes + ' bytes');
+      this.queue.shift(); this._save(); return this.flush();
+    }
     this.sending = batch;
     // With the ingest key, a text/plain body keeps the request "simple" (no CORS preflight from
     // a site on another origin); the collector parses the JSON whatever the content type says.
@@ -189,6 +221,18 @@
       });
   };
 
+  /** Up to ``items`` queued events from ``start`` whose batch body stays within ``bytes`` (0: no byte limit). */
+  Tracker.prototype._take = function (start, items, bytes) {
+    var chunk = [], size = '{"activities":[]}'.length, i, one;
+    for (i = start; i < this.queue.length && chunk.length < items; i++) {
+      one = utf8Length(JSON.stringify(this.queue[i])) + (chunk.length ? 1 : 0);
+      if (bytes && size + one > bytes) break;
+      size += one;
+      chunk.push(this.queue[i]);
+    }
+    return chunk;
+  };
+
   /** Drop acknowledged events: from this tab's queue and from what other tabs stored meanwhile. */
   Tracker.prototype._forget = function (batch) {
     var drop = {}, seen = {}, kept = [];
@@ -206,13 +250,10 @@
     if (!this.queue.length || !root.navigator || !root.navigator.sendBeacon) return false;
     if (root.navigator.onLine === false) return false; // stays queued for the next page load
     var sent = [], i = 0;
+    var bytes = this.maxBytes ? Math.min(this.maxBytes, BEACON_BYTES) : BEACON_BYTES;
     while (i < this.queue.length) {
-      var chunk = [];
-      while (i < this.queue.length && chunk.length < MAX_BATCH) {
-        chunk.push(this.queue[i]);
-        if (JSON.stringify({ activities: chunk }).length > BEACON_BYTES) { chunk.pop(); break; }
-        i++;
-      }
+      var chunk = this._take(i, Math.min(this.maxItems, KEY_MAX_ITEMS), bytes);
+      i += chunk.length;
       if (!chunk.length) { i++; continue; } // a single event over the beacon limit waits for fetch
       var body = new Blob([JSON.stringify({ activities: chunk })], { type: 'text/plain;charset=UTF-8' }); // no preflight
       if (!root.navigator.sendBeacon(this._url(true), body)) break;

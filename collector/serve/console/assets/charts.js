@@ -8,8 +8,9 @@ export const color = (i) => PALETTE[i % PALETTE.length];
 /**
  * Stacked bars over time buckets.
  * rows: [{bucket, group, value}] -> one bar per bucket, one colour per group (top 9 + "other").
+ * exactTotal: the exact sum of the values as a decimal string, shown and put in data-total.
  */
-export function stackedBars(rows, { title, format = String, width = 640, height = 220 } = {}) {
+export function stackedBars(rows, { title, format = String, width = 640, height = 220, exactTotal = null } = {}) {
   const totalsByGroup = new Map();
   for (const r of rows) totalsByGroup.set(r.group, (totalsByGroup.get(r.group) || 0) + Number(r.value || 0));
   const ranked = [...totalsByGroup.entries()].sort((a, b) => b[1] - a[1]);
@@ -49,8 +50,10 @@ export function stackedBars(rows, { title, format = String, width = 640, height 
     if (i % labelEvery === 0) axis.push(svg('text', { x: pad.l + i * step + step / 2, y: height - 10, 'text-anchor': 'middle' }, shortBucket(b)));
   });
   const legend = h('div', { class: 'legend' }, groups.map((g, gi) => h('span', null, h('i', { style: { background: color(gi) } }), `${g || '(none)'} ${format(g === 'other' ? total - ranked.slice(0, 9).reduce((s, [, v]) => s + v, 0) : totalsByGroup.get(g))}`)));
-  return h('figure', { class: 'chart', dataset: { total: String(total), groups: String(groups.length) } },
-    title ? h('figcaption', null, h('b', null, title), ' — total ', format(total)) : null,
+  // exactTotal: the same sum computed exactly from decimal strings (money), when the caller has them
+  const shownTotal = exactTotal ?? String(total);
+  return h('figure', { class: 'chart', dataset: { total: shownTotal, groups: String(groups.length) } },
+    title ? h('figcaption', null, h('b', null, title), ' — total ', format(shownTotal)) : null,
     buckets.length ? svg('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': title || 'chart' }, ...axis, ...bars) : h('p', { class: 'muted' }, 'no data in this range'),
     legend);
 }

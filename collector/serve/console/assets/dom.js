@@ -52,5 +52,8 @@ export function table(columns, rows, { rowClass, onRow } = {}) {
   return h('table', null, h('thead', null, head), h('tbody', null, body));
 }
 
-/** A labelled figure (the totals rows of the feed, trace and costs views). */
-export function kpi(label, value, id) { return h('div', { class: 'kpi', id }, label, h('b', null, value)); }
+/** A labelled figure (the totals rows of the feed, trace and costs views); ``raw``, when given, is the
+ *  unformatted value in data-value (what tools and tests compare with the API). */
+export function kpi(label, value, id, raw) {
+  return h('div', { class: 'kpi', id, dataset: raw === undefined || raw === null ? null : { value: String(raw) } }, label, h('b', null, value));
+}

@@ -5,8 +5,13 @@ let zone = 'UTC';
 export function setTimeZone(name) { if (name) zone = name; }
 export function timeZone() { return zone; }
 
+// what the reports send: 'YYYY-MM-DD hh:mm:ss[.fraction]', already in the deployment's zone
+const ZONED = /^(\d{4}-\d\d-\d\d \d\d:\d\d(?::\d\d)?)(\.\d{1,3})?\d*$/;
+
 export function formatTime(iso) {
   if (!iso) return '';
+  const zoned = ZONED.exec(String(iso));
+  if (zoned) return zoned[1] + (zoned[2] || '');
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return String(iso);
   try {
@@ -44,4 +49,27 @@ export function rangeSince(range, now = Date.now()) {
   if (!match) return null;
   const unit = { m: 60e3, h: 3600e3, d: 86400e3 }[match[2]];
   return new Date(now - Number(match[1]) * unit).toISOString();
+}
+
+/** The exact sum of decimal strings ('0.0025', '12.5'), as a decimal string: what a chart's total
+ *  is checked against (floating-point sums of money drift). Values that are not decimals count as 0. */
+export function sumDecimal(values) {
+  let scale = 0;
+  const parts = [];
+  for (const value of values) {
+    const match = /^(-?)(\d*)(?:\.(\d*))?$/.exec(String(value ?? '').trim());
+    if (!match || (!match[2] && !match[3])) continue;
+    parts.push(match);
+    scale = Math.max(scale, (match[3] || '').length);
+  }
+  let total = 0n;
+  for (const [, sign, whole, fraction = ''] of parts) {
+    const units = BigInt((whole || '0') + fraction.padEnd(scale, '0'));
+    total += sign ? -units : units;
+  }
+  const negative = total < 0n;
+  const digits = (negative ? -total : total).toString().padStart(scale + 1, '0');
+  let text = scale ? digits.slice(0, -scale) + '.' + digits.slice(-scale) : digits;
+  if (scale) text = text.replace(/0+$/, '').replace(/\.$/, '');
+  return (negative ? '-' : '') + text;
 }

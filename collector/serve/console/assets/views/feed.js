@@ -1,6 +1,7 @@
 // Live feed: the latest activities, narrowed by filters (all in the URL), then pushed live over
-// SSE. Pause keeps the connection but stops painting; resume paints what arrived meanwhile.
-import { api, itemsOf } from '../api.js';
+// SSE (GET /v1/feed, read with fetch so a token goes in the Authorization header). Pause keeps the
+// connection but stops painting; resume paints what arrived meanwhile.
+import { api } from '../api.js';
 import { h, clear, table, kpi } from '../dom.js';
 import { formatTime, usd, count, ms, tokensOf } from '../format.js';
 
@@ -17,7 +18,8 @@ export async function render(main, ctx) {
   let items = [];
   let waiting = [];
   const seen = new Set();
-  const totals = { cost: 0, tokens: 0, count: 0, server: null };
+  const totals = { cost: 0, tokens: 0, count: 0 };
+  let live = null; // the server's totals of what this subscription delivered (the 'totals' event)
 
   const list = h('div', { id: 'feed-list' });
   const totalBox = h('div', { class: 'totals', id: 'feed-totals' });
@@ -35,10 +37,13 @@ export async function render(main, ctx) {
   main.append(h('h1', null, 'Live feed'), h('div', { class: 'toolbar' }, controls, h('label', null, 'where', whereInput), pause, state), totalBox, list);
 
   const paint = () => {
+    // the running total is of what this page lists (the first page and everything since);
+    // the server's own count of what it pushed since the feed opened is shown beside it
     totalBox.replaceChildren(
-      kpi('activities', count(totals.server ? totals.server.count ?? totals.count : totals.count), 'feed-count'),
-      kpi('tokens', count(totals.server ? totals.server.tokens ?? totals.tokens : totals.tokens), 'feed-tokens'),
-      kpi('cost', usd(totals.server ? totals.server.cost_usd ?? totals.cost : totals.cost), 'feed-cost'));
+      kpi('activities', count(totals.count), 'feed-count'),
+      kpi('tokens', count(totals.tokens), 'feed-tokens'),
+      kpi('cost', usd(totals.cost), 'feed-cost'),
+      live ? h('span', { class: 'muted', id: 'feed-live' }, `live since ${formatTime(live.since)}: ${count(live.activities)} activities · ${count(live.tokens)} tokens · ${usd(live.cost_usd)}`) : null);
     clear(list).appendChild(items.length ? table([
       { label: 'time', render: (a) => formatTime(a.start_time) },
       { label: 'type', key: 'type' },
@@ -65,7 +70,7 @@ export async function render(main, ctx) {
   const params = { ...filters, where, since: ctx.since, limit: 100 };
   const first = await api.activities(params);
   ctx.rememberTimeZone(first);
-  itemsOf(first, 'activities').forEach((a) => add(a, false));
+  first.activities.forEach((a) => add(a, false));
   paint();
 
   pause.addEventListener('click', () => {
@@ -87,16 +92,24 @@ export async function render(main, ctx) {
       const newest = items.map((a) => a.start_time).filter(Boolean).sort().pop() || ctx.since;
       try {
         const next = await api.activities({ ...params, since: newest, limit: 100 });
-        itemsOf(next, 'activities').reverse().forEach(onActivity);
+        next.activities.reverse().forEach(onActivity);
         state.textContent = paused ? `paused · ${waiting.length} new` : 'refreshing every 5 s';
       } catch (error) { state.textContent = 'refresh failed: ' + error.message; }
     }, 5000);
   };
+  const relist = async () => {
+    // the server could not resume where this page left off: fetch the newest again, keep following
+    try {
+      const again = await api.activities({ ...params, limit: 100 });
+      again.activities.reverse().forEach(onActivity);
+    } catch (error) { state.textContent = 'refresh failed: ' + error.message; }
+  };
   const stopFeed = api.feed({ ...filters, where }, (type, data) => {
     if (type === 'activity') onActivity(data);
-    else if (type === 'totals') { totals.server = data; paint(); }
+    else if (type === 'totals') { live = data; paint(); }
+    else if (type === 'reset') relist();
     else if (type === 'dropped') {
-      state.textContent = `live · the server skipped ${data && data.count != null ? data.count : 'some'} activities (too fast to show)`;
+      state.textContent = `reconnecting · the server dropped this feed (${(data && data.reason) || 'it fell behind'})`;
     }
   }, (status, error) => {
     if (status === 'error' && error && error.missing && !poller) { poll(); state.textContent = 'refreshing every 5 s'; return; }

@@ -17,6 +17,7 @@ export async function render(main, ctx) {
   const found = h('span', { class: 'muted', id: 'trace-found' });
   const totalsBox = h('div', { class: 'totals', id: 'trace-totals' });
   main.append(h('h1', null, 'Trace ', h('code', null, traceId)), totalsBox,
+    trace.truncated ? h('p', { class: 'error', id: 'trace-truncated' }, `This trace has more spans than the API returns at once; showing the first ${count(trace.spans.length)}.`) : null,
     h('div', { class: 'toolbar' }, h('label', null, 'search', searchInput), found,
       h('button', { type: 'button', id: 'expand-all', onclick: () => wf.expandAll() }, 'Expand all'),
       h('button', { type: 'button', id: 'collapse-all', onclick: () => wf.collapseAll() }, 'Collapse all')),

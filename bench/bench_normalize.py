@@ -1,0 +1,143 @@
+"""What the flatten view's normalization costs per span: the current view against the previous one, in one engine.
+
+Why: normalization (spanledger_flatten_mv) was the largest single item of the
+store path (8-14 us/span).  This loads the same WAL segments (bench/payloads.py
+templates, 1000 GenAI spans per request, segments as large as the collector's
+WAL seals them) into three Null copies of the raw table, interleaved:
+
+* ``decode_only``: no view (ClickHouse's Protobuf decoding alone);
+* ``previous_view``: bench/reference_sql/flatten_mv_previous.sql into a Null table;
+* ``current_view``: the flatten view as migrated now (read back from the engine) into a Null table;
+
+and prints CPU us/span and spans/s for each, and normalization (view - decode)
+per span.  Extra variants (experiments) can be given as SQL files with
+``--variant name=path`` (same placeholders as schema/900).
+
+    .venv/bin/python -m bench.bench_normalize [--segments 4] [--requests 50] [--json bench/results/normalize.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.payloads import make_pool  # noqa: E402
+from spanledger.collector.store import Store, StoreConfig, migrate  # noqa: E402
+from spanledger.collector.store.ddl import render, split_statements  # noqa: E402
+from spanledger.collector.wal import encode_record  # noqa: E402
+
+PREVIOUS_VIEW = Path(__file__).parent / "reference_sql" / "flatten_mv_previous.sql"
+DB = "spanledger"
+
+
+def _view_into(store: Store, name: str, ddl: str) -> str:
+    """Create ``ddl`` (a CREATE MATERIALIZED VIEW of the flatten view) reading bench_raw_<name> into a Null table."""
+    raw, sink, view = f"bench_raw_{name}", f"bench_sink_{name}", f"bench_mv_{name}"
+    for table in (raw, sink):
+        store.command(f"DROP TABLE IF EXISTS {DB}.{table}")
+    store.command(f"DROP VIEW IF EXISTS {DB}.{view}")
+    store.command(f"CREATE TABLE {DB}.{raw} AS {DB}.spanledger_otlp_raw ENGINE = Null")
+    if ddl:
+        store.command(f"CREATE TABLE {DB}.{sink} AS {DB}.spanledger_spans_ingest ENGINE = Null")
+        ddl = (ddl.replace(f"{DB}.spanledger_flatten_mv", f"{DB}.{view}")
+                  .replace(f"TO {DB}.spanledger_spans_ingest", f"TO {DB}.{sink}")
+                  .replace(f"FROM {DB}.spanledger_otlp_raw", f"FROM {DB}.{raw}"))
+        store.command(ddl)
+    return raw
+
+
+def rendered_view(store: Store, path: Path) -> str:
+    """The CREATE MATERIALIZED VIEW in ``path``, rendered; the file's own functions are created first."""
+    statements = split_statements(render(path.read_text(encoding="utf-8"), store.options))
+    for statement in statements:
+        if statement.startswith("CREATE OR REPLACE FUNCTION"):
+            store.command(statement)
+    (view,) = [s for s in statements if s.startswith("CREATE MATERIALIZED VIEW")]
+    return view
+
+
+def current_view(store: Store) -> str:
+    return store.write_query(f"SELECT create_table_query FROM system.tables WHERE database = '{DB}' "
+                             "AND name = 'spanledger_flatten_mv'").result_rows[0][0]
+
+
+def write_segments(directory: Path, segments: int, requests: int) -> tuple[list[Path], int]:
+    pool = make_pool(8)
+    paths, spans, copy = [], 0, 0
+    for n in range(segments):
+        records = []
+        for _ in range(requests):
+            copy += 1
+            tpl = pool[copy % len(pool)]
+            records.append(encode_record(tpl.stamp(copy, nonce=3), ""))
+            spans += tpl.spans
+        path = directory / f"segment-{n}.wal"
+        path.write_bytes(b"".join(records))
+        paths.append(path)
+    return paths, spans // segments
+
+
+def run(segments: int, requests: int, variants: dict[str, Path]) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="spanledger-normalize-"))
+    store = Store(StoreConfig(data_dir=work / "store"))
+    migrate(store.writer, store.options)
+    paths, spans_per_segment = write_segments(work, segments + 1, requests)
+    targets = {"decode_only": _view_into(store, "decode", ""),
+               "previous_view": _view_into(store, "previous", rendered_view(store, PREVIOUS_VIEW)),
+               "current_view": _view_into(store, "current", current_view(store))}
+    for name, path in variants.items():
+        targets[name] = _view_into(store, name, rendered_view(store, path))
+    cpu: dict[str, list[float]] = {name: [] for name in targets}
+    wall: dict[str, list[float]] = {name: [] for name in targets}
+    for n, path in enumerate(paths):
+        order = list(targets.items()) if n % 2 == 0 else list(reversed(targets.items()))
+        for name, table in order:
+            t0, c0 = time.perf_counter(), time.process_time()
+            store.command(f"INSERT INTO {DB}.{table} FROM INFILE '{path}' FORMAT Protobuf",
+                          settings=store._protobuf_settings(f"{name}-{n}"))
+            if n:  # the first segment warms up every path
+                wall[name].append(time.perf_counter() - t0)
+                cpu[name].append(time.process_time() - c0)
+    store.close()
+    out = {"segments": segments, "spans_per_segment": spans_per_segment, "paths": {}}
+    decode_us = statistics.median(cpu["decode_only"]) / spans_per_segment * 1e6
+    for name in targets:
+        us = statistics.median(cpu[name]) / spans_per_segment * 1e6
+        out["paths"][name] = {"cpu_us_per_span": round(us, 3),
+                              "spans_per_s": round(spans_per_segment / statistics.median(wall[name]), 1),
+                              "normalize_us_per_span": round(us - decode_us, 3)}
+    prev, cur = out["paths"]["previous_view"], out["paths"]["current_view"]
+    out["current_over_previous_normalize"] = round(cur["normalize_us_per_span"] / prev["normalize_us_per_span"], 3)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--segments", type=int, default=4, help="timed segments (one more warms up)")
+    parser.add_argument("--requests", type=int, default=50, help="1000-span requests per segment (the WAL seals at 50k spans)")
+    parser.add_argument("--variant", action="append", default=[], help="name=path.sql: another flatten view to time")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    variants = {v.split("=", 1)[0]: Path(v.split("=", 1)[1]) for v in args.variant}
+    out = run(args.segments, args.requests, variants)
+    print(f"{out['spans_per_segment']} spans per segment, {out['segments']} timed segments, medians:")
+    print(f"{'path':<22}{'CPU us/span':>12}{'spans/s':>12}{'normalize us/span':>19}")
+    for name, figures in out["paths"].items():
+        print(f"{name:<22}{figures['cpu_us_per_span']:>12.2f}{figures['spans_per_s']:>12,.0f}"
+              f"{figures['normalize_us_per_span']:>19.2f}")
+    print(f"normalization, current / previous view: {out['current_over_previous_normalize']:.2f}")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
