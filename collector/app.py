@@ -372,14 +372,24 @@ class Collector:
             self.api.stop()
         stuck = [w for w in self.writers if w.is_alive()]
         if stuck:
-            # closing the engine under a call in progress could block: leave it to process exit
+            # closing the engine under a call in progress could block, so it closes once those
+            # calls return: an embedding process (or a test run) can then open another store
             log.warning("%d segment writer(s) still inside a store call at shutdown; their segments stay "
                         "in the WAL and are stored at the next start", len(stuck))
+            if self._store:
+                threading.Thread(target=self._close_store_after, args=(stuck, self._store),
+                                 name="spanledger-close-store", daemon=True).start()
         elif self._store:
             self._store.close()
         if self._lock:
             self._lock.close()
         return drained
+
+    @staticmethod
+    def _close_store_after(writers: list, store) -> None:
+        for writer in writers:
+            writer.join()
+        store.close()
 
     def stats_snapshot(self) -> dict:
         snapshot = dict(vars(self.stats))

@@ -174,6 +174,9 @@ class Store:
         self._readers_lock = threading.Lock()
         self._control = None  # issues KILL QUERY for cancel(); never used for a caller's SQL
         self._control_lock = threading.Lock()
+        # Set by close(). The embedded engine stays open while any handle lives, so a thread
+        # that reads after close (a feed poll, a budget check finishing late) must not open a new one.
+        self._closed = False
 
     def user_files_dir(self) -> Path:
         """An empty directory inside the data dir, the embedded engine's file root.
@@ -186,6 +189,8 @@ class Store:
         return path
 
     def _connect(self):
+        if getattr(self, "_closed", False):
+            raise StoreUnavailable(f"{self.config.describe()} is closed: the collector is stopping")
         cc = _import_clickhouse_connect()
         if self.config.embedded:
             self.config.engine_path.mkdir(parents=True, exist_ok=True)
@@ -197,6 +202,11 @@ class Store:
                                      chdb_options={"user_files_path": str(self.user_files_dir()),
                                                    **self.config.memory.chdb_options()})
             except Exception as exc:
+                if "already initialized with path" in str(exc):
+                    raise StoreUnavailable(
+                        f"this process already has another embedded store open, so it cannot open "
+                        f"{self.config.engine_path} (chDB opens one data path per process: stop the other "
+                        "collector in this process first, or run this one in its own process)") from exc
                 if "lock" in str(exc).lower() or "Error initializing EmbeddedServer" in str(exc):
                     raise StoreUnavailable(
                         f"the embedded store at {self.config.engine_path} is open in another process "
@@ -281,11 +291,13 @@ class Store:
     # -- reading --------------------------------------------------------------------
     @contextmanager
     def _reader(self) -> Iterator[Any]:
+        if self._closed:
+            raise StoreUnavailable(f"{self.config.describe()} is closed: the collector is stopping")
         try:
             client = self._readers.get_nowait()
         except queue.Empty:
-            client = self._connect()
-            with self._readers_lock:
+            with self._readers_lock:  # under the lock close() takes, so no handle is opened behind it
+                client = self._connect()
                 self._all_readers.append(client)
         try:
             yield client
@@ -349,7 +361,11 @@ class Store:
             reader.command(f"SET max_memory_usage = {int(self.config.memory.query_mib) << 20}")
 
     def close(self) -> None:
-        for client in (self.writer, *self._all_readers, *self._loaders, *([self._control] if self._control else [])):
+        """Close every handle; afterwards no handle can be opened, so the embedded engine really shuts."""
+        self._closed = True
+        with self._readers_lock:
+            readers = list(self._all_readers)
+        for client in (self.writer, *readers, *self._loaders, *([self._control] if self._control else [])):
             try:
                 client.close()
             except Exception:  # closing is best effort
@@ -396,4 +412,6 @@ def _engine_message(exc: Exception, prefix: str) -> str:
     marker = "DB::Exception:"
     if marker in text:
         text = text.split(marker, 1)[1].strip()
+    if text.startswith(f"{prefix}: "):  # already worded (a reader's error re-raised by query())
+        return text[:500 + len(prefix) + 2]
     return f"{prefix}: {text[:500]}"
