@@ -205,8 +205,32 @@ def _resolve(schema: dict[str, Any], given: Any, path: str) -> dict[str, Any]:
             out[key] = _resolve(spec, given.get(key), where)
         else:
             kind, default = spec
-            out[key] = _check(given[key], kind, where) if key in given and given[key] is not None else default
+            if key in given and given[key] is not None:
+                out[key] = _check(given[key], kind, where)
+            else:
+                out[key] = _from_environment(where, kind, default)
     return out
+
+
+def env_var(path: str) -> str:
+    """The environment variable that gives a key its value when the file does not:
+    ``processors.memory_limiter.limit_mib`` -> ``SPANLEDGER_PROCESSORS_MEMORY_LIMITER_LIMIT_MIB``."""
+    return "SPANLEDGER_" + re.sub(r"[^A-Za-z0-9]+", "_", path).upper()
+
+
+def _from_environment(path: str, kind: str, default: Any) -> Any:
+    """A value written in the file wins; else the key's environment variable; else its default."""
+    name = env_var(path)
+    if name not in os.environ:
+        return default
+    import yaml  # the collector extra ships PyYAML
+
+    text = os.environ[name]
+    try:
+        value = yaml.safe_load(text) if kind not in (_STR,) else text
+    except yaml.YAMLError:
+        value = text
+    return _check(value, kind, f"{path} (from ${name})")
 
 
 @dataclass(frozen=True)

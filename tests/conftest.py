@@ -7,7 +7,16 @@ naming the test that met it."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# The memory limiter measures the whole process's RSS, which is right for a collector process.
+# Here one pytest process hosts hundreds of collectors, chDB and the test tools, and its RSS
+# passes the shipped 1 GiB ceiling part-way through the run; collectors started after that would
+# refuse every export.  Tests that exercise the limiter write their own limit_mib in the file,
+# which wins over this variable; tests of the shipped default delete it.
+os.environ.setdefault("SPANLEDGER_PROCESSORS_MEMORY_LIMITER_LIMIT_MIB", "8192")
 
 ENGINE_HELD = "already has another embedded store open"
 

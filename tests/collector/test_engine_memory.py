@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from spanledger.collector.app import engine_memory, store_config
-from spanledger.collector.config import load_config
+from spanledger.collector.config import env_var, load_config
 from spanledger.collector.store import Store, StoreConfig
 from spanledger.collector.store.backend import INSERT_BYTES_PER_SPAN, EngineMemory, QueryRejected
 
@@ -61,7 +61,8 @@ def test_the_derived_budget_is_not_a_hard_engine_limit(tmp_path):
         store.close()
 
 
-def test_collector_config_derives_engine_memory_from_the_memory_limiter(tmp_path):
+def test_collector_config_derives_engine_memory_from_the_memory_limiter(tmp_path, monkeypatch):
+    monkeypatch.delenv(env_var("processors.memory_limiter.limit_mib"), raising=False)  # the shipped default
     default = store_config(load_config(None))
     assert default.memory == EngineMemory.for_ceiling(1024)
     path = tmp_path / "c.yaml"

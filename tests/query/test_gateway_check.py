@@ -117,8 +117,10 @@ def test_function_allow_list_and_combinators(name, allowed):
 
 
 def test_limits_come_from_config_with_memory_a_share_of_the_ceiling():
-    defaults = QueryLimits.from_config(load_config(text="{}"))
-    assert defaults.max_memory_bytes == (2048 // 2 // 4) << 20 and defaults.timeout_s == 30
+    shipped = load_config(text="{}")
+    defaults = QueryLimits.from_config(shipped)
+    ceiling_mib = shipped.get("processors.memory_limiter.limit_mib")
+    assert defaults.max_memory_bytes == (ceiling_mib // 2 // 4) << 20 and defaults.timeout_s == 30
     custom = QueryLimits.from_config(load_config(text="""
 processors: {memory_limiter: {limit_mib: 1000}}
 extensions: {spanledger_api: {query_limits: {timeout: 1500ms, max_concurrency: 2, per_tenant_concurrency: 1}}}
