@@ -92,7 +92,9 @@ def test_hostile_query_parameters_get_2xx_or_4xx(live, query):
     assert status == 200 or answer["error"]
 
 
-SCHEMA = schemathesis.openapi.from_dict(create_app(None, TokenAuth()).openapi())
+# GET /v1/feed answers an endless event stream, which schemathesis reads to its end: that is a hang,
+# not a test.  Its parameters are fuzzed by test_feed_attacks.py, which reads only the stream's head.
+SCHEMA = schemathesis.openapi.from_dict(create_app(None, TokenAuth()).openapi()).exclude(path="/v1/feed")
 
 
 @SCHEMA.parametrize()
