@@ -22,8 +22,9 @@ from .schema import Configuration, Section, TEMPLATES
 from .values import env_var, is_env_reference, is_text, substitute_env
 
 
-def _resolve(given: Any) -> dict[str, Any]:
-    """The nested dict of resolved values (durations as float seconds) for a file's parsed YAML."""
+def _resolve(given: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """The nested dict of resolved values (durations as float seconds) for a file's parsed YAML,
+    and which keys took their value from an environment variable (key -> variable)."""
     from_env: dict[str, str] = {}
     prepared = _prepare(Configuration, given, "", from_env)
     try:
@@ -34,7 +35,7 @@ def _resolve(given: Any) -> dict[str, Any]:
     for name, exporter in raw["exporters"].items():
         if name.startswith("otlp/"):
             exporter.pop("traces_endpoint", None)  # an otlphttp/ key: otlp/ entries are checked without it
-    return raw
+    return raw, from_env
 
 
 def _prepare(model: type[Section], given: Any, path: str, from_env: dict[str, str]) -> Any:
@@ -117,9 +118,10 @@ def _short(value: Any) -> str:
 class CollectorConfig:
     """The resolved configuration (every key present, every value checked)."""
 
-    raw: dict[str, Any] = field(default_factory=lambda: _resolve({}))
+    raw: dict[str, Any] = field(default_factory=lambda: _resolve({})[0])
     source: str = "defaults"
     given: dict[str, Any] | None = None  # the file as written (None: no file, the shipped defaults)
+    from_env: dict[str, str] = field(default_factory=dict)  # key -> the SPANLEDGER_* variable that set it
 
     def http_enabled(self) -> bool:
         """OTLP/HTTP is on when ``receivers.otlp.protocols.http`` is in the file, as in the Collector.
@@ -185,6 +187,17 @@ def load_config(path: Path | None = None, text: str | None = None) -> CollectorC
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError(f"{path or 'configuration'} is not valid YAML: {exc}") from exc
-    config = CollectorConfig(_resolve(data), str(path or "text"), data)
-    check_pipelines(config)
+    raw, from_env = _resolve(data)
+    config = CollectorConfig(raw, str(path or "text"), data, from_env)
+    try:
+        check_pipelines(config)
+    except ConfigError as exc:
+        raise ConfigError(_with_sources(str(exc), from_env)) from None
     return config
+
+
+def _with_sources(message: str, from_env: dict[str, str]) -> str:
+    """A check across keys names the key; say so when its value came from an environment variable."""
+    key = message.split(":", 1)[0]
+    names = [name for path, name in from_env.items() if path == key or path.startswith(key + ".")]
+    return f"{message} (set from ${', $'.join(names)})" if names else message

@@ -201,8 +201,8 @@ class ClickHouse(Section):
     cluster_name: Text = ""
     """Set to use ReplicatedMergeTree + Distributed tables ON CLUSTER."""
     timeout: Duration = 30.0
-    """Server mode: connect and send/receive timeout of each call to the server (0: clickhouse-connect's own,
-    10s connect and 300s send/receive).  Unused by the embedded engine."""
+    """Server mode: connect and send/receive timeout of each call to the server, in whole seconds (rounded up;
+    0: clickhouse-connect's own, 10s connect and 300s send/receive).  Unused by the embedded engine."""
     data_dir: Text = ".spanledger"
     """The WAL, forwarding cursors and the embedded engine's files."""
     wal: Wal = Field(default_factory=Wal)

@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 from datetime import datetime, timezone
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
@@ -49,6 +50,12 @@ class _Handler(BaseHTTPRequestHandler):
                              "uptime": f"{time.time() - up_since:.3f}s"}, with_body)
         else:
             self._send(503, {"status": "Server not available"}, with_body)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Malformed requests get a fixed JSON answer with a status line: nothing the client sent is echoed."""
+        self.close_connection = True
+        self.request_version = "HTTP/1.0"  # an unparsable request line would otherwise get a bare HTTP/0.9 body
+        self._send(code, {"status": f"{code} {HTTPStatus(code).phrase}"}, self.command != "HEAD")
 
     def _send(self, status: int, body: dict, with_body: bool, allow: str = "") -> None:
         data = json.dumps(body).encode()
