@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from .errors import ConfigError
 from .pipelines import check_pipelines
 from .schema import Configuration, Section, TEMPLATES
-from .values import env_var, is_env_reference, is_text, substitute_env
+from .values import env_var, is_env_reference, is_text, shown, substitute_env
 
 
 def _resolve(given: Any) -> tuple[dict[str, Any], dict[str, str]]:
@@ -44,7 +44,7 @@ def _prepare(model: type[Section], given: Any, path: str, from_env: dict[str, st
     if given is None:
         given = {}
     if not isinstance(given, dict):
-        raise ConfigError(f"{path or 'the configuration'}: expected a mapping of keys, got {_short(given)}")
+        raise ConfigError(f"{path or 'the configuration'}: expected a mapping of keys, got {shown(given)}")
     out: dict[str, Any] = {}
     for key, value in given.items():
         where = f"{path}.{key}" if path else str(key)
@@ -100,18 +100,13 @@ def _sentence(exc: ValidationError, from_env: dict[str, str]) -> str:
         if error["type"] == "spanledger_value":
             what = error["msg"]
         elif error["type"] in ("model_type", "model_attributes_type", "dict_type"):
-            what = f"expected a mapping of keys, got {_short(error.get('input'))}"
+            what = f"expected a mapping of keys, got {shown(error.get('input'))}"
         elif error["type"] == "extra_forbidden":
             what = "unknown key"
         else:
-            what = f"{error['msg'][0].lower()}{error['msg'][1:]}, got {_short(error.get('input'))}"
+            what = f"{error['msg'][0].lower()}{error['msg'][1:]}, got {shown(error.get('input'))}"
         clauses.append(f"{where or 'the configuration'}: {what}")
     return "; ".join(clauses)
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @dataclass(frozen=True)

@@ -60,10 +60,11 @@ def is_env_reference(text: str) -> bool:
 
 def _refuse(expected: str, value: Any) -> PydanticCustomError:
     return PydanticCustomError("spanledger_value", "expected {expected}, got {given}",
-                               {"expected": expected, "given": _shown(value)})
+                               {"expected": expected, "given": shown(value)})
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
+    """A given value as a message quotes it: its repr, cut at 80 characters."""
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -94,7 +95,7 @@ def _duration(value: Any) -> float:
     match = _DURATION.match(value) if isinstance(value, str) else None
     if not match:
         raise PydanticCustomError("spanledger_value", "{given} is not a duration (write e.g. 500ms, 1s, 72h)",
-                                  {"given": _shown(value)})
+                                  {"given": shown(value)})
     seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
     if not seconds <= _LARGEST:
         raise _refuse("a duration that fits in a lifetime", value)
