@@ -79,7 +79,7 @@ def store_config(config: CollectorConfig, overrides: Overrides = Overrides()) ->
         data_dir=Path(overrides.data_dir or ch["data_dir"]),
         url=overrides.clickhouse_url if overrides.clickhouse_url is not None else ch["endpoint"],
         username=ch["username"], password=ch["password"], options=options,
-        memory=engine_memory(config),
+        memory=engine_memory(config), timeout_s=ch["timeout"],
     )
 
 
@@ -137,6 +137,8 @@ class Collector:
         self.sink: WalSink | None = None  # the one way into the WAL, shared by every receiver (gRPC, HTTP)
         self.auth = TokenAuth(bearer_tokens(config))
         self.http_server = None  # OtlpHttpServer when receivers.otlp.protocols.http is configured
+        self.health_check = None  # HealthCheckServer when service.extensions lists health_check
+        self._accepting = False  # between a complete start and the beginning of stop: what health_check reports
         self.forwarders: list = []
         from .telemetry import CollectorMetrics
 
@@ -203,6 +205,7 @@ class Collector:
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
         self._check_exposure()
+        self._bind_health_check()
         self._lock = lock_data_dir(self.data_dir)
         wal_cfg = self.config.get("exporters.clickhouse.wal")
         batch = self.config.get("processors.batch")
@@ -240,6 +243,27 @@ class Collector:
         self._write_runtime_file()
         self.retention_job = ContentRetention(self)
         self.retention_job.start()
+        self._accepting = True
+        if self.health_check:
+            self.health_check.start()
+            log.info("health_check on %s%s", self.health_check.url, self.config.get("extensions.health_check.path"))
+
+    def _bind_health_check(self) -> None:
+        """Bound before anything starts, so a port in use stops start-up with nothing to undo."""
+        if not self.config.extension_enabled("health_check"):
+            return
+        from .serve.health_check import HealthCheckServer
+
+        cfg = self.config.get("extensions.health_check")
+        try:
+            self.health_check = HealthCheckServer(cfg["endpoint"], cfg["path"], self.ready)
+        except (ValueError, OSError) as exc:
+            raise ConfigError(f"extensions.health_check.endpoint: cannot listen on {cfg['endpoint']!r}: "
+                              f"{getattr(exc, 'strerror', None) or exc}") from None
+
+    def ready(self) -> bool:
+        """Started, not stopping, and the store reachable: what extensions.health_check answers 200 for."""
+        return self._accepting and self._store is not None
 
     def _segment_spans(self, wanted: int) -> int:
         """Segments small enough that every writer's insert fits the embedded engine's memory."""
@@ -349,6 +373,9 @@ class Collector:
         def left(share: float = 1.0) -> float:
             return max(0.0, (deadline - time.monotonic()) * share)
 
+        self._accepting = False
+        if self.health_check:  # first, so a load balancer stops sending while the rest drains
+            self.health_check.stop()
         (self.data_dir / RUNTIME_FILE).unlink(missing_ok=True)
         if self.http_server:
             self.http_server.stop(timeout_s=min(10.0, timeout_s / 3))

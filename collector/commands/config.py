@@ -1,5 +1,7 @@
 """``spanledger config --print``: the effective configuration, every default filled in, secrets masked.
 
+``--schema`` prints the reference of every key instead (docs/configuration.md).
+
 What the collector will run with is the file, its ``${env:...}`` substitutions
 and the defaults together; printing the result answers "which value won"
 without starting anything.  Secrets (passwords, tokens, webhook and ingest
@@ -26,6 +28,9 @@ def add_parser(sub) -> None:
     p.add_argument("--config", type=Path, help="an otel-config.yaml (OpenTelemetry Collector format)")
     p.add_argument("--print", action="store_true", dest="print_config", help="print it (the default action)")
     p.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    p.add_argument("--schema", action="store_true",
+                   help="print every key with its kind, default, environment variable and meaning "
+                        "(Markdown; docs/configuration.md is this output)")
 
 
 def masked(node: Any, key: str = "") -> Any:
@@ -58,6 +63,12 @@ def _mask_url(text: str) -> str:
 
 def run(args) -> int:
     from ..config import load_config
+
+    if getattr(args, "schema", False):
+        from ..config.reference import reference_markdown
+
+        print(reference_markdown(), end="")
+        return 0
 
     config = load_config(args.config)
     shown = masked(config.raw)

@@ -17,6 +17,7 @@ views turn them into rows: see schema/900_ingest_pipeline.sql.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import os
 import threading
@@ -124,6 +125,9 @@ class StoreConfig:
     password: str = ""
     options: SchemaOptions = field(default_factory=SchemaOptions)
     memory: EngineMemory = field(default_factory=EngineMemory)  # embedded engine only
+    # server only (exporters.clickhouse.timeout): connect and send/receive timeout of each call, so an
+    # unreachable or hung server fails an attempt (and the WAL keeps the spans) instead of blocking; 0: the library's
+    timeout_s: float = 30.0
 
     @property
     def embedded(self) -> bool:
@@ -221,10 +225,16 @@ class Store:
                 secure=parts.scheme == "https",
                 username=self.config.username or parts.username or "default",
                 password=self.config.password or parts.password or "",
-                connect_timeout=5,
+                **self._timeouts(),
             )
         except Exception as exc:
             raise StoreUnavailable(f"cannot reach {self.config.describe()}: {exc}") from exc
+
+    def _timeouts(self) -> dict[str, int]:
+        if not self.config.timeout_s:
+            return {}
+        seconds = max(1, math.ceil(self.config.timeout_s))  # clickhouse-connect takes whole seconds
+        return {"connect_timeout": seconds, "send_receive_timeout": seconds}
 
     # -- ingest -------------------------------------------------------------------
     def _protobuf_settings(self, dedup_token: str) -> dict[str, Any]:
