@@ -123,7 +123,8 @@ def test_each_read_route_shows_a_tenant_only_its_own_spans(tenants):
     assert body["rows"] == [["acme"]]
     status, body = get(api, "/v1/schema", ACME)
     assert status == 200 and {t["table"] for t in body["tables"]} <= {
-        "spanledger.otel_traces", "spanledger.spanledger_usage_hourly", "spanledger.spanledger_cost_daily"}
+        "spanledger.otel_traces", "spanledger.otel_traces_trace_rows", "spanledger.spanledger_usage_hourly",
+        "spanledger.spanledger_cost_daily"}
 
 
 def test_a_cursor_cannot_be_forged_altered_or_carried_to_another_tenant(tenants):
