@@ -6,8 +6,8 @@
 -- column, ~0.2 ms per part, bench/README.md "One trace").  Here a trace is a
 -- primary-key range of one String column: ~3 ms at 1M spans.
 --
--- Row is JSONCompactEachRow of the activity API's summary fields, in the
--- order of collector/query/activities.py TRACE_ROW (change both together,
+-- Row is JSONCompactEachRow of the activity API's summary fields (the tenant
+-- too, so a read needs no other column), in the order of collector/query/activities.py TRACE_ROW (change both together,
 -- with a new migration that rebuilds the rows).  A span written twice
 -- (started, then completed) has two rows; the reader keeps the completed one,
 -- as it does on the spans table.  Deletions follow the spans table: the same
@@ -38,7 +38,7 @@ AS SELECT
         if(ActivityStatus != '', ActivityStatus, lower(StatusCode)), Severity,
         toString(InputTokens), toString(OutputTokens), toString(CacheReadTokens), toString(CacheWriteTokens),
         toString(ReasoningTokens), toString(TotalCost), CostSource, UserId, SessionId, ProjectId, TicketId,
-        ConversationId, Environment) AS Row
+        ConversationId, Environment, TenantId) AS Row
 FROM ${database}.${traces_table}
 WHERE TraceId != '';
 
@@ -56,6 +56,6 @@ SELECT
         if(ActivityStatus != '', ActivityStatus, lower(StatusCode)), Severity,
         toString(InputTokens), toString(OutputTokens), toString(CacheReadTokens), toString(CacheWriteTokens),
         toString(ReasoningTokens), toString(TotalCost), CostSource, UserId, SessionId, ProjectId, TicketId,
-        ConversationId, Environment)
+        ConversationId, Environment, TenantId)
 FROM ${database}.${traces_table}
 WHERE TraceId != '';

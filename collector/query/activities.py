@@ -277,24 +277,24 @@ def _trace_bounds(collector, trace_id: str) -> tuple[dt.datetime, dt.datetime] |
 UNBOUNDED = (dt.datetime(1970, 1, 1), dt.datetime(2106, 1, 1))
 
 
-# The activity API's summary fields in each trace row (schema/070_trace_rows.sql, Row), in that order; trace_id
-# and tenant are the row's key columns.  Every value is text there, so its JSON types never depend on a setting.
+# The activity API's summary fields in each trace row (schema/070_trace_rows.sql, Row), in that order; trace_id is
+# the row's key.  Every value is text there, so its JSON types never depend on a setting.
 TRACE_ROW = ("span_id", "parent_span_id", "name", "type", "agent", "service", "operation", "model", "provider",
              "start_ns", "duration_ns", "status", "severity", "input_tokens", "output_tokens", "cache_read_tokens",
              "cache_write_tokens", "reasoning_tokens", "cost_usd", "cost_source", "user_id", "session_id",
-             "project_id", "ticket_id", "conversation_id", "environment")
+             "project_id", "ticket_id", "conversation_id", "environment", "tenant")
 TRACE_ROW_INTS = frozenset(("start_ns", "duration_ns", "input_tokens", "output_tokens", "cache_read_tokens",
                             "cache_write_tokens", "reasoning_tokens"))
-TRACE_ROWS_SQL = ("SELECT TenantId, Row FROM {table}_trace_rows WHERE TraceId = {{t:String}} "
-                  "ORDER BY SpanId LIMIT {{n:UInt32}}")
+# Only Row is read (each column is a fixed cost in the engine); no ORDER BY: the versions of a span are grouped
+# here, so only a trace of more than 2 * MAX_TRACE_SPANS rows (cut anyway) depends on the order rows come in.
+TRACE_ROWS_SQL = "SELECT Row FROM {table}_trace_rows WHERE TraceId = {{t:String}} LIMIT {{n:UInt32}}"
 
 
-def _decode_trace_row(trace_id: str, tenant: str, row: str) -> dict[str, Any]:
+def _decode_trace_row(trace_id: str, row: str) -> dict[str, Any]:
     values = dict(zip(TRACE_ROW, json.loads(row)))
     for key in TRACE_ROW_INTS:
         values[key] = int(values[key])
     values["trace_id"] = trace_id
-    values["tenant"] = tenant
     return values
 
 
@@ -315,8 +315,8 @@ def trace_spans(collector, trace_id: str, *, tenant: str | None, detailed: bool 
     sql = TRACE_ROWS_SQL.format(table=_table(collector))
     result = run_query(collector, sql, {"t": trace_id, "n": 2 * MAX_TRACE_SPANS + 1}, tenant=tenant)
     versions: dict[str, list[dict]] = {}
-    for row_tenant, row in result.result_rows:
-        decoded = _decode_trace_row(trace_id, row_tenant, row)
+    for (row,) in result.result_rows:
+        decoded = _decode_trace_row(trace_id, row)
         versions.setdefault(decoded["span_id"], []).append(decoded)
     if not versions:
         raise NotFound(f"no trace {trace_id}: check the id, or wait a second if it was just sent")
