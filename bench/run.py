@@ -78,7 +78,7 @@ def peer_rows(res: dict) -> list[tuple[str, str, str]]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description="spanledger benchmark suite (issue 5)")
-    ap.add_argument("--parts", default="ingest,queries,peer", help="comma list of: ingest, queries, peer")
+    ap.add_argument("--parts", default="ingest,queries,peer", help="comma list of: ingest, queries, peer, trace")
     ap.add_argument("--name", default="latest", help="results file: bench/results/<name>.json")
     ap.add_argument("--duration", type=float, default=60, help="ingest: seconds of load")
     ap.add_argument("--processes", type=int, default=1, help="load generator processes")
@@ -116,6 +116,12 @@ def main(argv=None) -> int:
         sizes = tuple(int(s) for s in a.sizes.split(","))
         res["queries"] = queries.run(sizes, a.repeats, workdir=str(work / "queries"))
         rows += queries.table(res["queries"])
+    if "trace" in parts:
+        from bench import bench_trace
+
+        sizes = tuple(int(s) for s in a.sizes.split(","))
+        res["trace"] = bench_trace.run(sizes, max(a.repeats, 50), workdir=str(work / "trace"))
+        rows += bench_trace.table(res["trace"])
     if "peer" in parts:
         from bench import peer_phoenix
 

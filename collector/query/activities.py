@@ -277,9 +277,60 @@ def _trace_bounds(collector, trace_id: str) -> tuple[dt.datetime, dt.datetime] |
 UNBOUNDED = (dt.datetime(1970, 1, 1), dt.datetime(2106, 1, 1))
 
 
+# The activity API's summary fields in each trace row (schema/070_trace_rows.sql, Row), in that order; trace_id is
+# the row's key.  Every value is text there, so its JSON types never depend on a setting.
+TRACE_ROW = ("span_id", "parent_span_id", "name", "type", "agent", "service", "operation", "model", "provider",
+             "start_ns", "duration_ns", "status", "severity", "input_tokens", "output_tokens", "cache_read_tokens",
+             "cache_write_tokens", "reasoning_tokens", "cost_usd", "cost_source", "user_id", "session_id",
+             "project_id", "ticket_id", "conversation_id", "environment", "tenant")
+TRACE_ROW_INTS = frozenset(("start_ns", "duration_ns", "input_tokens", "output_tokens", "cache_read_tokens",
+                            "cache_write_tokens", "reasoning_tokens"))
+# Only Row is read (each column is a fixed cost in the engine); no ORDER BY: the versions of a span are grouped
+# here, so only a trace of more than 2 * MAX_TRACE_SPANS rows (cut anyway) depends on the order rows come in.
+TRACE_ROWS_SQL = "SELECT Row FROM {table}_trace_rows WHERE TraceId = {{t:String}} LIMIT {{n:UInt32}}"
+
+
+def _decode_trace_row(trace_id: str, row: str) -> dict[str, Any]:
+    values = dict(zip(TRACE_ROW, json.loads(row)))
+    for key in TRACE_ROW_INTS:
+        values[key] = int(values[key])
+    values["trace_id"] = trace_id
+    return values
+
+
+def _preferred(rows: list[dict]) -> dict:
+    """The completed version of a span written twice: a final status over started/in_progress, then the longer."""
+    return min(rows, key=lambda r: (r["status"] in OPEN_STATUSES, -r["duration_ns"]))
+
+
 def trace_spans(collector, trace_id: str, *, tenant: str | None, detailed: bool = False) -> tuple[list[dict], bool]:
     """Every span of a trace (one per span id: the completed version), oldest first, and whether the trace was
-    cut at MAX_TRACE_SPANS."""
+    cut at MAX_TRACE_SPANS.
+
+    The summary comes from the trace rows (schema/070_trace_rows.sql): one primary-key range of one column,
+    read with the caller's tenant like every read; the detailed view reads the spans table."""
+    if detailed:
+        return trace_spans_from_spans(collector, trace_id, tenant=tenant, detailed=True)
+    trace_id = _check_id(trace_id, HEX32, "trace id")
+    sql = TRACE_ROWS_SQL.format(table=_table(collector))
+    result = run_query(collector, sql, {"t": trace_id, "n": 2 * MAX_TRACE_SPANS + 1}, tenant=tenant)
+    versions: dict[str, list[dict]] = {}
+    for (row,) in result.result_rows:
+        decoded = _decode_trace_row(trace_id, row)
+        versions.setdefault(decoded["span_id"], []).append(decoded)
+    if not versions:
+        raise NotFound(f"no trace {trace_id}: check the id, or wait a second if it was just sent")
+    rows = [_preferred(v) for v in versions.values()]
+    truncated = len(rows) > MAX_TRACE_SPANS or len(result.result_rows) > 2 * MAX_TRACE_SPANS
+    rows = sorted(rows[:MAX_TRACE_SPANS], key=lambda r: (r["start_ns"], r["span_id"]))
+    return [shape(r, False) for r in rows], truncated
+
+
+def trace_spans_from_spans(collector, trace_id: str, *, tenant: str | None,
+                           detailed: bool = False) -> tuple[list[dict], bool]:
+    """``trace_spans`` read from the spans table: bounds from the trace-id lookup, then the spans of those
+    days.  Serves the detailed view (attributes, events: not in the trace rows) and is the benchmark's
+    reference for the trace-rows read (bench/bench_trace.py)."""
     trace_id = _check_id(trace_id, HEX32, "trace id")
     bounds = _trace_bounds(collector, trace_id)
     if bounds is None:

@@ -31,7 +31,8 @@ from ..errors import QueryBusy, QueryCancelled, QueryRefused
 from .limits import CANCELLED_CODES, QueryLimits, limit_error
 from .sql_check import TENANT_PARAMETER, CheckedQuery, ReadableTables, check_parameter_names, check_query
 
-READABLE_TABLES = ("otel_traces", "spanledger_usage_hourly", "spanledger_cost_daily")  # each has TenantId
+READABLE_TABLES = ("otel_traces", "otel_traces_trace_rows", "spanledger_usage_hourly",
+                   "spanledger_cost_daily")  # each has TenantId
 # The trace-id lookup (TraceId -> Start, End) has no TenantId: for a tenant it would list every
 # tenant's trace ids, so only the operator reads it (tenants filter otel_traces by TraceId).
 CACHE_SIZE = 1024
@@ -41,7 +42,8 @@ _QUERY_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 def readable_tables(options) -> ReadableTables:
     """The tables a caller may read, named as this store names them (``traces_table_name`` may differ)."""
-    names = tuple(options.traces_table if t == "otel_traces" else t for t in READABLE_TABLES)
+    names = tuple(t.replace("otel_traces", options.traces_table, 1) if t.startswith("otel_traces") else t
+                  for t in READABLE_TABLES)
     return ReadableTables(options.database, names, operator_only=(f"{options.traces_table}_trace_id_ts",))
 
 

@@ -29,7 +29,8 @@ ANY_VALUE_TYPE = (f"Tuple({_SCALAR}, array_value Tuple(values Array({_NESTED})),
                   f"kvlist_value Tuple(values Array(Tuple(key String, value {_NESTED}))))")
 
 # Tables that hold data; on a cluster each gets a Distributed twin for reads.
-DISTRIBUTED_TABLES = ("{traces}", "{traces}_trace_id_ts", "spanledger_usage_hourly", "spanledger_cost_daily")
+DISTRIBUTED_TABLES = ("{traces}", "{traces}_trace_id_ts", "{traces}_trace_rows", "spanledger_usage_hourly",
+                      "spanledger_cost_daily")
 
 
 @dataclass(frozen=True)

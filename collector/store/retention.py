@@ -15,7 +15,8 @@ system.parts and checked to be eight digits.
   and then daily (an ALTER UPDATE mutation, on the parts that hold such keys).
 * ``delete_older_than`` drops whole days by partition (cheap, no rewrite) and
   deletes the rest with a lightweight DELETE; with a tenant it can only delete
-  rows (partitions hold every tenant).
+  rows (partitions hold every tenant).  The trace rows (schema/070, each span's
+  summary keyed by trace) are deleted with the same condition.
 """
 
 from __future__ import annotations
@@ -110,6 +111,10 @@ def delete_older_than(collector, cutoff: dt.datetime, tenant: str | None) -> dic
         store.command(f"DELETE FROM {table}{on_cluster} WHERE {condition}", before,
                       settings={"lightweight_deletes_sync": 2})
         deleted += int(remaining)
+    # the trace rows (schema/070) hold each span's summary: they go with the spans (monthly parts: rows, not days)
+    if store.write_query(f"SELECT count() FROM {table}_trace_rows WHERE {condition}", before).result_rows[0][0]:
+        store.command(f"DELETE FROM {table}_trace_rows{on_cluster} WHERE {condition}", before,
+                      settings={"lightweight_deletes_sync": 2})
     log.info("retention clean-up: deleted %d spans older than %s%s (%d whole days dropped)", deleted,
              cutoff.isoformat(), f" of tenant {tenant!r}" if tenant else "", len(dropped))
     return {"older_than": cutoff.isoformat(), "tenant": tenant, "dropped_partitions": dropped, "deleted_rows": deleted}

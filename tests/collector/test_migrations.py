@@ -91,8 +91,10 @@ def test_cluster_ddl_is_replicated_and_distributed():
     assert "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', ResolvedAt)" in text
     distributed = [s for s in statements if "ENGINE = Distributed(" in s]
     assert {s.split()[5] for s in distributed} == {
-        "spanledger.otel_traces", "spanledger.otel_traces_trace_id_ts",
+        "spanledger.otel_traces", "spanledger.otel_traces_trace_id_ts", "spanledger.otel_traces_trace_rows",
         "spanledger.spanledger_usage_hourly", "spanledger.spanledger_cost_daily"}
+    # each shard keeps the trace rows of its own spans
+    assert "TO spanledger.otel_traces_local_trace_rows" in text and "FROM spanledger.otel_traces_local\n" in text
     assert all("ON CLUSTER prod" in s for s in statements if s.startswith(("CREATE TABLE", "CREATE MATERIALIZED")))
     # the ingest pipeline writes to the shard-local tables
     assert "TO spanledger.otel_traces_local" in text

@@ -215,7 +215,8 @@ def test_describe_schema_lists_what_each_caller_may_read(store):
 
     tenant = {t["table"] for t in describe_schema(Holder(), tenant="acme")}
     operator = {t["table"] for t in describe_schema(Holder(), tenant=None)}
-    assert tenant == {"spanledger.otel_traces", "spanledger.spanledger_usage_hourly", "spanledger.spanledger_cost_daily"}
+    assert tenant == {"spanledger.otel_traces", "spanledger.otel_traces_trace_rows", "spanledger.spanledger_usage_hourly",
+                      "spanledger.spanledger_cost_daily"}
     assert operator == tenant | {"spanledger.otel_traces_trace_id_ts"}
 
 

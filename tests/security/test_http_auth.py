@@ -121,9 +121,16 @@ def test_each_read_route_shows_a_tenant_only_its_own_spans(tenants):
     assert status == 200 and len(body["activities"]) == 12
     status, body = call(api, "POST", "/v1/sql", {"query": "SELECT DISTINCT TenantId FROM spanledger.otel_traces"}, token=ACME)
     assert body["rows"] == [["acme"]]
+    # the trace rows behind /v1/traces (schema/070) are scoped like the spans: only the caller's own rows
+    status, body = call(api, "POST", "/v1/sql", {"query": "SELECT DISTINCT TenantId, TraceId = {t:String} FROM "
+                                                          "spanledger.otel_traces_trace_rows WHERE TraceId IN "
+                                                          "({t:String}, {u:String})",
+                                                 "parameters": {"t": mine["trace"], "u": theirs["trace"]}}, token=ACME)
+    assert status == 200 and body["rows"] == [["acme", True]], body
     status, body = get(api, "/v1/schema", ACME)
     assert status == 200 and {t["table"] for t in body["tables"]} <= {
-        "spanledger.otel_traces", "spanledger.spanledger_usage_hourly", "spanledger.spanledger_cost_daily"}
+        "spanledger.otel_traces", "spanledger.otel_traces_trace_rows", "spanledger.spanledger_usage_hourly",
+        "spanledger.spanledger_cost_daily"}
 
 
 def test_a_cursor_cannot_be_forged_altered_or_carried_to_another_tenant(tenants):

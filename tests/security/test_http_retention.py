@@ -31,3 +31,8 @@ def test_retention_parameters_are_values_never_sql(collector_factory):
     assert status == 200 and body["deleted_rows"] == 1 and body["dropped_partitions"] == []
     status, page = get(api, "/v1/activities", OPERATOR)
     assert [a["tenant"] for a in page["activities"]] == ["globex"]
+    # the trace rows (each span's summary, behind /v1/traces) go with the spans: acme's is gone, globex's stays
+    status, body = call(api, "POST", "/v1/sql", {"query": "SELECT TenantId, count() FROM spanledger.otel_traces_trace_rows "
+                                                          "GROUP BY TenantId"}, token=OPERATOR)
+    assert status == 200 and body["rows"] == [["globex", 1]], body
+    assert get(api, f"/v1/traces/{page['activities'][0]['trace_id']}", GLOBEX)[0] == 200

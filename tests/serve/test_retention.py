@@ -48,14 +48,16 @@ def test_changed_retention_reapplies_only_the_ttls(tmp_path):
         migrate(store.writer, store.options)
         assert "WHERE 0" in _ttl(store, "otel_traces")  # forever: a TTL that deletes nothing
         store.options = SchemaOptions(retention_spans_days=30, retention_rollups_days=400)
-        assert migrate(store.writer, store.options).applied == ("030_retention.sql",)
+        assert migrate(store.writer, store.options).applied == ("030_retention.sql", "071_trace_rows_retention.sql")
         assert "toIntervalDay(30)" in _ttl(store, "otel_traces") and "WHERE 0" not in _ttl(store, "otel_traces")
         assert "toIntervalDay(30)" in _ttl(store, "otel_traces_trace_id_ts")
+        assert "toIntervalDay(30)" in _ttl(store, "otel_traces_trace_rows")  # a trace's summary goes with its spans
         assert "toIntervalDay(400)" in _ttl(store, "spanledger_usage_hourly")
         assert "toIntervalDay(400)" in _ttl(store, "spanledger_cost_daily")
         store.options = SchemaOptions()
         migrate(store.writer, store.options)
         assert "WHERE 0" in _ttl(store, "otel_traces")
+        assert "WHERE 0" in _ttl(store, "otel_traces_trace_rows")
     finally:
         store.close()
 
