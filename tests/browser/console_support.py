@@ -178,7 +178,9 @@ class OffOriginGuard:
 def send_spans(collector, spans: list[dict], *, token: str = "", service: str = "console-test") -> None:
     """Send spans over real OTLP/gRPC: each dict has name and optional trace_id, span_id, parent,
     attributes, start_ns, duration_ns, error."""
-    from collector_support import RawClient, new_request, set_attribute
+    from collector_support import RawClient, new_request
+
+    from spanledger.collector.ingest.activity_json import set_any_value
 
     request, scope = new_request(service)
     for item in spans:
@@ -193,7 +195,7 @@ def send_spans(collector, spans: list[dict], *, token: str = "", service: str = 
             span.status.code = 2
             span.status.message = "failed"
         for key, value in (item.get("attributes") or {}).items():
-            set_attribute(span.attributes.add(key=key).value, value)
+            set_any_value(span.attributes.add(key=key).value, value)
     client = RawClient(collector.server.address, metadata=(("authorization", f"Bearer {token}"),) if token else ())
     try:
         response = client.export(request.SerializeToString())

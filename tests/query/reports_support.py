@@ -22,19 +22,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "collector"))
 
 import spanledger  # noqa: E402
-from collector_support import FAST_BATCH, start_collector, wait_stored  # noqa: E402
+from collector_support import start_collector, token_config, wait_stored  # noqa: E402
 from spanledger.activities import Conversation  # noqa: E402
 from spanledger.demo.workload import SimClock  # noqa: E402
 from spanledger.pricing import PriceBook, TokenUsage  # noqa: E402
 
 OPERATOR = "operator-token-0123456789abcdef"
 TOKENS = {"acme": "acme-token-0123456789abcdef", "globex": "globex-token-0123456789abcdef"}
-CONFIG = FAST_BATCH + f"""receivers: {{otlp: {{protocols: {{grpc: {{auth: {{authenticator: bearertokenauth}}}}}}}}}}
-extensions:
-  bearertokenauth:
-    tokens: ["{OPERATOR}"]
-    tenants: {{acme: "{TOKENS['acme']}", globex: "{TOKENS['globex']}"}}
-"""
+CONFIG = token_config(operators=(OPERATOR,), tenants=TOKENS)
 
 
 @dataclass

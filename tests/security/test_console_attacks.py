@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "browser"))
 
+from collector_support import token_config  # noqa: E402
 from console_support import llm_span, open_console, send_spans, wait_until  # noqa: E402
 
 from spanledger.collector.serve.console.console import ASSETS, asset_index  # noqa: E402
@@ -29,11 +30,7 @@ from conftest_browser_fixtures import browser, console, console_factory, page_fa
 XSS = ['<img src=x onerror="window.__xss=1">', '<script>window.__xss=2</script>', '"><svg onload=window.__xss=3>',
        "javascript:window.__xss=4", "</td><iframe srcdoc='<script>parent.__xss=5</script>'>"]
 TENANT_A, TENANT_B = "tenant-a-token-0123456789", "tenant-b-token-0123456789"
-TENANTS = f"""processors: {{batch: {{timeout: 100ms}}}}
-receivers: {{otlp: {{protocols: {{grpc: {{auth: {{authenticator: bearertokenauth}}}}}}}}}}
-extensions:
-  bearertokenauth: {{tenants: {{acme: "{TENANT_A}", globex: "{TENANT_B}"}}}}
-"""
+TENANTS = token_config(tenants={"acme": TENANT_A, "globex": TENANT_B})
 
 
 def wait_stored(collector, n):
