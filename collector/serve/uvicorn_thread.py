@@ -31,7 +31,9 @@ class UvicornThread:
     """One uvicorn server on one thread; ``start`` returns once it accepts connections."""
 
     def __init__(self, app, endpoint: str, *, name: str, ssl_certfile: str | None = None,
-                 ssl_keyfile: str | None = None, limit_concurrency: int | None = None) -> None:
+                 ssl_keyfile: str | None = None, limit_concurrency: int | None = None,
+                 graceful_shutdown_s: float = 5) -> None:
+        """``graceful_shutdown_s``: how long ``stop`` lets requests in flight (streams too) finish."""
         host, port = split_endpoint(endpoint)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.socket(family, socket.SOCK_STREAM)
@@ -45,10 +47,11 @@ class UvicornThread:
         self.host = host
         self.port = self._socket.getsockname()[1]
         self.scheme = "https" if ssl_certfile else "http"
+        self.app = app
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                                 ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
                                 limit_concurrency=limit_concurrency, timeout_keep_alive=30,
-                                timeout_graceful_shutdown=5)
+                                timeout_graceful_shutdown=graceful_shutdown_s)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -64,7 +67,8 @@ class UvicornThread:
     def _run(self) -> None:
         asyncio.run(self._server.serve(sockets=[self._socket]))
 
-    def start(self, timeout_s: float = 10.0) -> None:
+    def start(self, timeout_s: float = 10.0) -> UvicornThread:
+        """Serve; returns self (``UvicornThread(...).start()``) once connections are accepted."""
         self._thread.start()
         for _ in range(int(timeout_s / 0.01)):
             if self._server.started or not self._thread.is_alive():
@@ -72,6 +76,7 @@ class UvicornThread:
             self._thread.join(0.01)
         if not self._server.started:
             raise OSError(f"the HTTP server on {self.address} did not start")
+        return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop accepting, let requests in flight finish (uvicorn's graceful shutdown), join."""

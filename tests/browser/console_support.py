@@ -9,17 +9,15 @@ that loads /tracker.js (/tracker-test) and a recorder of the requests the server
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import socket
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
+
+from spanledger.collector.serve.uvicorn_thread import UvicornThread
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # screenshots (ignored by git)
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -125,32 +123,9 @@ def tracker_test_page():
     return HTMLResponse(TRACKER_PAGE)
 
 
-class HttpServer:
-    """uvicorn on 127.0.0.1:0 in a thread; .url once started."""
-
-    def __init__(self, app) -> None:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self._sock = sock
-        self.app = app
-        self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[sock])), daemon=True)
-
-    def start(self) -> HttpServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise AssertionError("uvicorn did not start within 10 s")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self._sock.close()
+def http_server(app) -> UvicornThread:
+    """The product's uvicorn thread on 127.0.0.1:0, started (``.url``, ``.port``, ``.stop()``)."""
+    return UvicornThread(app, "127.0.0.1:0", name="console-test-http").start()
 
 
 class OffOriginGuard:

@@ -54,14 +54,14 @@ def test_every_console_answer_carries_csp_and_anti_framing(console, path):
 
 def test_console_cannot_be_framed_by_another_site(console, page_factory):
     """A page on another origin puts the console in an iframe: the browser refuses to render it."""
-    from console_support import HttpServer
+    from console_support import http_server
     from fastapi import FastAPI
     from fastapi.responses import HTMLResponse
 
     _, server = console
     evil = FastAPI()
     evil.get("/")(lambda: HTMLResponse(f'<iframe id="f" src="{server.url}/"></iframe>'))
-    evil_server = HttpServer(evil).start()
+    evil_server = http_server(evil)
     try:
         page, _ = page_factory(evil_server.url)
         page.context.unroute("**/*")
