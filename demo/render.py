@@ -69,6 +69,11 @@ def heading(title: str) -> str:
     return f"\n{title}\n{'═' * len(title)}"
 
 
+def section(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A headed table: one section of the demo's report."""
+    return heading(title) + "\n" + table(columns, rows)
+
+
 # -- the progress bar -----------------------------------------------------------------
 
 

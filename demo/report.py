@@ -48,7 +48,7 @@ class Report:
                      render.money(total), ""])
         columns = ["provider", "model", "calls", "failed", "input tok", "cache read", "cache write", "output tok",
                    "reasoning", "cost", "cost source"]
-        return render.heading("Spend by model") + "\n" + render.table(columns, body)
+        return render.section("Spend by model", columns, body)
 
     def by_agent(self) -> str:
         rows = self.rows(
@@ -65,7 +65,7 @@ class Report:
                          render.count(r["tool_calls"]), render.count(r["errors"]) if r["errors"] else "",
                          render.count(r["tokens"]), render.money(r["cost"])])
         columns = ["agent", "runs", "outcomes", "llm calls", "tool calls", "errors", "tokens", "cost"]
-        return render.heading("Spend by agent") + "\n" + render.table(columns, body)
+        return render.section("Spend by agent", columns, body)
 
     def tokens(self) -> str:
         r = self.rows(
@@ -100,7 +100,7 @@ class Report:
             "GROUP BY kind ORDER BY spans DESC, kind")
         body = [[r["kind"], render.count(r["spans"]), render.count(r["errors"]) if r["errors"] else "",
                  _clip(r["examples"], 70)] for r in rows]
-        return render.heading("What was recorded") + "\n" + render.table(["activity", "spans", "errors", "e.g."], body)
+        return render.section("What was recorded", ["activity", "spans", "errors", "e.g."], body)
 
     def costliest(self) -> str:
         rows = self.rows(
@@ -113,7 +113,7 @@ class Report:
                  render.money(r["cost"])]
                 for r in rows]
         columns = ["trace id", "root span", "ticket", "spans", "errors", "duration", "cost"]
-        return render.heading("The 5 costliest traces") + "\n" + render.table(columns, body)
+        return render.section("The 5 costliest traces", columns, body)
 
     def tree(self) -> str:
         pick = self.rows("TraceId, countIf(StatusCode = 'Error') AS failed, sum(TotalCost) AS cost",

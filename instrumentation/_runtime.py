@@ -26,16 +26,9 @@ if TYPE_CHECKING:
 TRACER_NAME = "spanledger"
 
 
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("spanledger")
-    except Exception:  # noqa: BLE001
-        return "0"
-
-
-VERSION = _version()
+VERSION = "0.1.0"
+"""The instrumentation scope version of our spans: pyproject's ``version``, written here because
+asking ``importlib.metadata`` at import costs ~13 ms (a test keeps the two equal)."""
 
 
 def _content_from_env() -> ContentPolicy:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -192,6 +191,8 @@ def load_overrides_file(path: str | os.PathLike[str]) -> list[ModelPriceOverride
     except OSError as exc:
         raise ValueError(f"cannot read price file {file}: {exc}") from exc
     kind = "TOML" if file.suffix.lower() == ".toml" else "JSON"
+    import tomllib  # here, not at the top: only a price file needs it, and ``import spanledger`` should stay light
+
     try:
         data = tomllib.loads(raw_text.decode()) if kind == "TOML" else json.loads(raw_text)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:

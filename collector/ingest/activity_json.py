@@ -173,19 +173,21 @@ def time_ns(value: str | float | None, field: str, default: int) -> int:
 def _put(span_or_resource, key: str, value: Any) -> None:
     if value is None or value == "":
         return
-    _set(span_or_resource.attributes.add(key=key).value, value)
+    set_any_value(span_or_resource.attributes.add(key=key).value, value)
 
 
-def _set(any_value, value: Any) -> None:
+def set_any_value(any_value, value: Any) -> None:
+    """Fill an OTLP ``AnyValue`` from a Python value: bool, int, float, a list/tuple (an array of
+    these), anything else as its text.  Public because tests build OTLP spans with it too."""
     if isinstance(value, bool):
         any_value.bool_value = value
     elif isinstance(value, int):
         any_value.int_value = value
     elif isinstance(value, float):
         any_value.double_value = value
-    elif isinstance(value, list):
+    elif isinstance(value, (list, tuple)):
         for item in value:
-            _set(any_value.array_value.values.add(), item)
+            set_any_value(any_value.array_value.values.add(), item)
     else:
         any_value.string_value = str(value)
 

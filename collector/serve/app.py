@@ -17,8 +17,6 @@ from __future__ import annotations
 import importlib
 import ipaddress
 import logging
-import socket
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +30,7 @@ from ..auth import TokenAuth
 from .deps import require_caller
 from .errors import install_error_handlers
 from .limits import RequestLimits, protocol_with_deadline
+from .uvicorn_thread import UvicornThread, split_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -129,13 +128,8 @@ class InsecureExposure(ValueError):
     """A non-loopback listener without authentication, not explicitly allowed."""
 
 
-def split_endpoint(endpoint: str) -> tuple[str, int]:
-    """'host:port', '[v6]:port' or ':port' -> (host, port); an empty host is localhost."""
-    host, sep, port = endpoint.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"{endpoint!r} is not HOST:PORT")
-    host = host.strip("[]") or "localhost"
-    return host, int(port)
+API_DEFAULT_HOST = "localhost"
+"""The API listens on this machine only when its endpoint names no host (``:8080``)."""
 
 
 def is_loopback(host: str) -> bool:
@@ -149,7 +143,7 @@ def is_loopback(host: str) -> bool:
 
 def check_exposure(endpoint: str, auth: TokenAuth, allow_insecure_remote: bool, what: str) -> None:
     """Refuse to listen beyond this machine with no token, unless the operator said so."""
-    host, _ = split_endpoint(endpoint)
+    host, _ = split_endpoint(endpoint, API_DEFAULT_HOST)
     if auth.enabled or is_loopback(host):
         return
     if not allow_insecure_remote:
@@ -162,61 +156,18 @@ def check_exposure(endpoint: str, auth: TokenAuth, allow_insecure_remote: bool, 
                 what, endpoint)
 
 
-class ApiServer:
-    """uvicorn serving ``app`` from a thread of the collector process."""
+class ApiServer(UvicornThread):
+    """The API on its endpoint: the shared uvicorn thread with a deadline on every request head, heads of
+    at most MAX_HEAD_BYTES, no Server header, and at most 512 connections at once."""
 
     def __init__(self, app: FastAPI, endpoint: str, settings: ApiSettings,
                  tls: tuple[str, str] | None = None) -> None:
-        import uvicorn
+        super().__init__(
+            app, endpoint, name="spanledger-api", default_host=API_DEFAULT_HOST,
+            ssl_certfile=tls[0] if tls else None, ssl_keyfile=tls[1] if tls else None, limit_concurrency=512,
+            keep_alive_s=max(1, round(settings.keep_alive_timeout_s)),
+            http=protocol_with_deadline(settings.header_timeout_s), h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+            server_header=False)  # (access log off: access lines would carry ?ingest_key=; the app logs errors)
 
-        host, port = split_endpoint(endpoint)
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        self._socket = socket.socket(family, kind, proto)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self._socket.bind(address)
-            self._socket.listen(128)
-        except OSError:
-            self._socket.close()
-            raise
-        self.scheme = "https" if tls else "http"
-        config = uvicorn.Config(
-            app, http=protocol_with_deadline(settings.header_timeout_s), lifespan="off", log_level="warning",
-            access_log=False,  # access lines would carry ?ingest_key=; errors are logged by the app
-            timeout_keep_alive=max(1, round(settings.keep_alive_timeout_s)), timeout_graceful_shutdown=5,
-            h11_max_incomplete_event_size=MAX_HEAD_BYTES, server_header=False, limit_concurrency=512,
-            ssl_certfile=tls[0] if tls else None, ssl_keyfile=tls[1] if tls else None)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._run, name="spanledger-api", daemon=True)
-        self._failed: BaseException | None = None
-
-    def _run(self) -> None:
-        try:
-            self._server.run(sockets=[self._socket])
-        except BaseException as exc:  # noqa: BLE001 - reported to start()'s caller, never swallowed
-            self._failed = exc
-            log.exception("the HTTP API stopped unexpectedly")
-
-    @property
-    def url(self) -> str:
-        host, port = self._socket.getsockname()[:2]
-        return f"{self.scheme}://{f'[{host}]' if ':' in host else host}:{port}"
-
-    def start(self, timeout_s: float = 30.0) -> None:
-        self._thread.start()
-        deadline = threading.Event()
-        for _ in range(int(timeout_s / 0.01)):
-            if self._server.started or self._failed or not self._thread.is_alive():
-                break
-            deadline.wait(0.01)
-        if not self._server.started:
-            raise OSError(f"the HTTP API did not start on {self.url}: {self._failed or 'timed out'}")
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop accepting, let requests in flight finish (up to uvicorn's graceful timeout), close the socket."""
-        self._server.should_exit = True
-        self._thread.join(timeout_s)
-        if self._thread.is_alive():
-            self._server.force_exit = True
-            self._thread.join(2)
-        self._socket.close()
+    def start(self, timeout_s: float = 30.0) -> ApiServer:
+        return super().start(timeout_s)

@@ -16,7 +16,7 @@ import pytest
 from webhook_support import SECRET, WebhookReceiver
 
 from feed_support import collector_factory  # noqa: F401 - the fixture
-from feed_support import ACME, GLOBEX, OPERATOR, TENANT_CONFIG, SpanSender, SseReader, UvicornServer, feed_app, headers
+from feed_support import ACME, GLOBEX, OPERATOR, TENANT_CONFIG, SpanSender, SseReader, feed_app, feed_server, headers
 
 from spanledger.collector.alerts.budgets import Budget, parse_budgets, window_at
 from spanledger.collector.alerts.evaluator import FIRED_FILE
@@ -231,8 +231,8 @@ def test_signatures_bind_the_body_and_the_timestamp():
 def test_budgets_endpoint_and_alert_events_respect_the_tenant(collector_factory):
     receiver = WebhookReceiver()
     collector = collector_factory(budget_config(receiver.url, ACME_DAILY + GLOBEX_MONTH))
-    server = UvicornServer(feed_app(collector))
-    url = server.start()
+    server = feed_server(feed_app(collector))
+    url = server.url
 
     async def scenario():
         async with httpx.AsyncClient(timeout=30) as client:

@@ -14,7 +14,7 @@ sys.path.insert(0, str(HERE.parent / "collector"))
 sys.path.insert(0, str(HERE))
 
 from conftest_collector import collector, collector_factory, raw_client  # noqa: E402,F401
-from console_support import CONSOLE_CONFIG, HttpServer, OffOriginGuard, build_console_app, chromium  # noqa: E402
+from console_support import CONSOLE_CONFIG, OffOriginGuard, build_console_app, chromium, http_server  # noqa: E402
 
 @pytest.fixture(scope="module")
 def browser():
@@ -25,11 +25,11 @@ def browser():
 def console_factory(collector_factory):
     """console_factory(config_text=None) -> (collector, server): a real collector and its API app (the
     console included) over HTTP.  The default configuration has auth off and the tracker page's ingest keys."""
-    servers: list[HttpServer] = []
+    servers: list = []  # UvicornThread
 
     def make(config_text: str | None = None):
         collector = collector_factory(config_text or CONSOLE_CONFIG)
-        server = HttpServer(build_console_app(collector)).start()
+        server = http_server(build_console_app(collector))
         servers.append(server)
         return collector, server
 

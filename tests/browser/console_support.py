@@ -9,17 +9,15 @@ that loads /tracker.js (/tracker-test) and a recorder of the requests the server
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import socket
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
+
+from spanledger.collector.serve.uvicorn_thread import UvicornThread
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # screenshots (ignored by git)
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -125,32 +123,9 @@ def tracker_test_page():
     return HTMLResponse(TRACKER_PAGE)
 
 
-class HttpServer:
-    """uvicorn on 127.0.0.1:0 in a thread; .url once started."""
-
-    def __init__(self, app) -> None:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self._sock = sock
-        self.app = app
-        self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[sock])), daemon=True)
-
-    def start(self) -> HttpServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise AssertionError("uvicorn did not start within 10 s")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self._sock.close()
+def http_server(app) -> UvicornThread:
+    """The product's uvicorn thread on 127.0.0.1:0, started (``.url``, ``.port``, ``.stop()``)."""
+    return UvicornThread(app, "127.0.0.1:0", name="console-test-http").start()
 
 
 class OffOriginGuard:
@@ -178,7 +153,9 @@ class OffOriginGuard:
 def send_spans(collector, spans: list[dict], *, token: str = "", service: str = "console-test") -> None:
     """Send spans over real OTLP/gRPC: each dict has name and optional trace_id, span_id, parent,
     attributes, start_ns, duration_ns, error."""
-    from collector_support import RawClient, new_request, set_attribute
+    from collector_support import RawClient, new_request
+
+    from spanledger.collector.ingest.activity_json import set_any_value
 
     request, scope = new_request(service)
     for item in spans:
@@ -193,7 +170,7 @@ def send_spans(collector, spans: list[dict], *, token: str = "", service: str = 
             span.status.code = 2
             span.status.message = "failed"
         for key, value in (item.get("attributes") or {}).items():
-            set_attribute(span.attributes.add(key=key).value, value)
+            set_any_value(span.attributes.add(key=key).value, value)
     client = RawClient(collector.server.address, metadata=(("authorization", f"Bearer {token}"),) if token else ())
     try:
         response = client.export(request.SerializeToString())

@@ -13,14 +13,33 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from spanledger.collector.app import Collector, Overrides
 from spanledger.collector.config import load_config
+from spanledger.collector.ingest.activity_json import set_any_value
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 FAST_BATCH = "processors:\n  batch:\n    timeout: 100ms\n"
 
 
-def start_collector(data_dir: Path, config_text: str = FAST_BATCH) -> Collector:
+def token_config(*, operators: tuple[str, ...] = (), tenants: dict[str, str] | None = None,
+                 batch_timeout: str = "100ms") -> str:
+    """A configuration whose gRPC receiver wants a bearer token: each of ``operators`` sees every tenant,
+    each token of ``tenants`` (name -> token) is bound to its tenant.  It ends inside ``extensions:``, so
+    a test may append more extensions (``  spanledger_api: ...``)."""
+    lines = [f"processors: {{batch: {{timeout: {batch_timeout}}}}}",
+             "receivers: {otlp: {protocols: {grpc: {auth: {authenticator: bearertokenauth}}}}}",
+             "extensions:", "  bearertokenauth:"]
+    if operators:
+        lines.append("    tokens: [" + ", ".join(f'"{token}"' for token in operators) + "]")
+    if tenants:
+        lines.append("    tenants: {" + ", ".join(f'{name}: "{token}"' for name, token in tenants.items()) + "}")
+    return "\n" + "\n".join(lines) + "\n"
+
+
+def start_collector(data_dir: Path, config_text: str = FAST_BATCH, *, http: bool = False,
+                    grpc_endpoint: str = "127.0.0.1:0") -> Collector:
+    """A started collector with every listener on port 0 (``http``: the OTLP/HTTP receiver too)."""
     collector = Collector(load_config(text=config_text),
-                          Overrides(grpc_endpoint="127.0.0.1:0", api_endpoint="127.0.0.1:0", data_dir=str(data_dir)))
+                          Overrides(grpc_endpoint=grpc_endpoint, api_endpoint="127.0.0.1:0",
+                                    http_endpoint="127.0.0.1:0" if http else None, data_dir=str(data_dir)))
     collector.start()
     return collector
 
@@ -56,22 +75,8 @@ def make_span(scope_spans, name: str = "op", *, trace_id: bytes | None = None, p
     span.start_time_unix_nano = start_ns or time.time_ns()
     span.end_time_unix_nano = span.start_time_unix_nano + duration_ns
     for key, value in (attributes or {}).items():
-        set_attribute(span.attributes.add(key=key).value, value)
+        set_any_value(span.attributes.add(key=key).value, value)
     return span
-
-
-def set_attribute(any_value, value) -> None:
-    if isinstance(value, bool):
-        any_value.bool_value = value
-    elif isinstance(value, int):
-        any_value.int_value = value
-    elif isinstance(value, float):
-        any_value.double_value = value
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            set_attribute(any_value.array_value.values.add(), item)
-    else:
-        any_value.string_value = value
 
 
 def new_request(service: str = "test-service") -> tuple[ExportTraceServiceRequest, object]:

@@ -14,8 +14,8 @@ from spanledger.collector.app import Collector
 def collector_factory(tmp_path):
     started: list[Collector] = []
 
-    def make(config_text: str = FAST_BATCH, data_dir: Path | None = None) -> Collector:
-        collector = start_collector(data_dir or tmp_path / "data", config_text)
+    def make(config_text: str = FAST_BATCH, data_dir: Path | None = None, *, http: bool = False) -> Collector:
+        collector = start_collector(data_dir or tmp_path / "data", config_text, http=http)
         started.append(collector)
         return collector
 

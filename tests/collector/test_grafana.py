@@ -103,3 +103,19 @@ def test_variable_queries_run(filled, dashboard):
     for variable in dashboard["templating"]["list"]:
         if variable["type"] == "query":
             assert rows(filled, expand(variable["query"], now - 86400, now + 60, {}))
+
+
+def test_cache_savings_panel_agrees_with_the_reports(filled):
+    """The panel writes the saving formula again in SQL (Grafana wants literal SQL, it cannot call
+    collector/query/reports/rates.py): at the collector's own prices both must give the same money."""
+    from decimal import Decimal
+
+    from spanledger.collector.query.reports.rates import saving_rates
+
+    dashboard = json.loads((GRAFANA / "dashboards/spanledger-spend.json").read_text())
+    (sql,) = [t["rawSql"] for p in dashboard["panels"] if p["title"] == "Cache savings by model (USD)" for t in p["targets"]]
+    now = int(time.time())
+    (found,) = rows(filled, expand(sql, now - 7 * 86400, now + 60, {}))
+    rate = saving_rates(filled.price_book, [("openai", "gpt-4o")])[("openai", "gpt-4o")]
+    assert found["cache_read_tokens"] == 4 * 6_000
+    assert rate > 0 and Decimal(str(found["saved_usd"])) == rate * found["cache_read_tokens"]

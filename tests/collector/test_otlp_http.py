@@ -3,6 +3,7 @@ and the OTLP/HTTP status rules."""
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
@@ -14,7 +15,7 @@ import pytest
 from collector_support import FAST_BATCH, make_span, new_request, rows, wait_stored
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-from otlp_http_support import OPERATOR_TOKEN, TENANT_TOKENS, auth_config, start_http_collector, traces_url
+from otlp_http_support import OPERATOR_TOKEN, TENANT_TOKENS, auth_config, traces_url
 
 from spanledger.collector.config import load_config
 
@@ -25,17 +26,9 @@ AUTH_CONFIG = FAST_BATCH + auth_config(http="traces_url_path: /v1/traces")
 
 
 @pytest.fixture
-def started(tmp_path):
-    collectors = []
-
-    def start(config_text: str = FAST_BATCH, name: str = "data"):
-        collector = start_http_collector(tmp_path / name, config_text)
-        collectors.append(collector)
-        return collector
-
-    yield start
-    for collector in collectors:
-        collector.stop(timeout_s=10)
+def started(collector_factory):
+    """started(config_text=FAST_BATCH): a collector with the OTLP/HTTP receiver too, stopped after the test."""
+    return functools.partial(collector_factory, http=True)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import time
 
 import grpc
 import pytest
-from collector_support import RawClient, make_span, new_request, rows, wait_stored
+from collector_support import RawClient, make_span, new_request, rows, token_config, wait_stored
 from google.rpc import error_details_pb2
 
 TOKEN = "operator-token-0123456789"
@@ -89,14 +89,7 @@ def test_gzip_bomb_is_checked_after_decompression(collector_factory):
     wait_stored(collector, 1)
 
 
-AUTH_CONFIG = f"""
-processors: {{batch: {{timeout: 100ms}}}}
-receivers: {{otlp: {{protocols: {{grpc: {{auth: {{authenticator: bearertokenauth}}}}}}}}}}
-extensions:
-  bearertokenauth:
-    tokens: ["{TOKEN}"]
-    tenants: {{acme: "{TENANT_TOKEN}"}}
-"""
+AUTH_CONFIG = token_config(operators=(TOKEN,), tenants={"acme": TENANT_TOKEN})
 
 
 def test_bad_credentials_are_unauthenticated_and_tenant_comes_from_the_token(collector_factory):

@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from collector_support import RawClient, make_span, new_request, wait_stored
+from collector_support import RawClient, make_span, new_request, token_config, wait_stored
 
 INJECTIONS = [
     "x' OR '1'='1",
@@ -99,14 +99,8 @@ def test_cli_opens_the_store_directly_when_no_collector_runs(loaded):
     assert bad.returncode == 1 and "read-only" in bad.stderr
 
 
-TENANTS_CONFIG = """
-processors: {batch: {timeout: 100ms}}
-receivers: {otlp: {protocols: {grpc: {auth: {authenticator: bearertokenauth}}}}}
-extensions:
-  bearertokenauth:
-    tokens: ["operator-token-0123456789"]
-    tenants: {acme: "acme-token-0123456789ab", globex: "globex-token-0123456789"}
-"""
+TENANTS_CONFIG = token_config(operators=("operator-token-0123456789",),
+                              tenants={"acme": "acme-token-0123456789ab", "globex": "globex-token-0123456789"})
 
 
 def _post_as(api: str, token: str, query: str, parameters: dict | None = None) -> tuple[int, dict]:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -22,19 +20,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "collector"))
 
 import spanledger  # noqa: E402
-from collector_support import FAST_BATCH, start_collector, wait_stored  # noqa: E402
+from collector_support import start_collector, token_config, wait_stored  # noqa: E402
 from spanledger.activities import Conversation  # noqa: E402
 from spanledger.demo.workload import SimClock  # noqa: E402
 from spanledger.pricing import PriceBook, TokenUsage  # noqa: E402
 
 OPERATOR = "operator-token-0123456789abcdef"
 TOKENS = {"acme": "acme-token-0123456789abcdef", "globex": "globex-token-0123456789abcdef"}
-CONFIG = FAST_BATCH + f"""receivers: {{otlp: {{protocols: {{grpc: {{auth: {{authenticator: bearertokenauth}}}}}}}}}}
-extensions:
-  bearertokenauth:
-    tokens: ["{OPERATOR}"]
-    tenants: {{acme: "{TOKENS['acme']}", globex: "{TOKENS['globex']}"}}
-"""
+CONFIG = token_config(operators=(OPERATOR,), tenants=TOKENS)
 
 
 @dataclass
@@ -243,33 +236,13 @@ class ReportsServer:
     """The reports router in a FastAPI app on uvicorn, port 0, with the collector's auth (until serve/app.py lands)."""
 
     def __init__(self, collector) -> None:
-        import uvicorn
-        from fastapi import FastAPI, HTTPException
-        from fastapi.responses import JSONResponse
+        from serve_support import router_app
 
-        from spanledger.collector.auth import TokenAuth
-        from spanledger.collector.config import bearer_tokens
         from spanledger.collector.serve.reports import router
+        from spanledger.collector.serve.uvicorn_thread import UvicornThread
 
-        app = FastAPI()
-        app.include_router(router)
-        app.state.collector = collector
-        app.state.auth = TokenAuth(bearer_tokens(collector.config))
-
-        @app.exception_handler(HTTPException)
-        def _error(request, exc):  # the API's error shape: {"error": ...}
-            return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        self._server = UvicornThread(router_app(collector, router), "127.0.0.1:0", name="reports-test-api").start()
+        self.url = self._server.url
 
     def get(self, path: str, token: str | None = OPERATOR, params=None):
         import httpx
@@ -278,8 +251,7 @@ class ReportsServer:
         return httpx.get(self.url + path, params=params, headers=headers, timeout=30)
 
     def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+        self._server.stop()
 
 
 @contextmanager

@@ -6,7 +6,7 @@ import json
 import urllib.error
 import urllib.request
 
-from collector_support import RawClient, make_span, new_request, wait_stored
+from collector_support import RawClient, make_span, new_request, token_config, wait_stored
 
 OPERATOR = "operator-token-0123456789"
 ACME = "acme-token-0123456789ab"
@@ -18,14 +18,7 @@ GLOBEX_TRACE = bytes.fromhex("9e" * 16)
 
 def tenants_config(**limits) -> str:
     lines = "".join(f"        {k}: {v}\n" for k, v in (limits or {"timeout": "30s"}).items())
-    return f"""
-processors: {{batch: {{timeout: 100ms}}}}
-receivers: {{otlp: {{protocols: {{grpc: {{auth: {{authenticator: bearertokenauth}}}}}}}}}}
-extensions:
-  bearertokenauth:
-    tokens: ["{OPERATOR}"]
-    tenants: {{acme: "{ACME}", globex: "{GLOBEX}"}}
-  spanledger_api:
+    return token_config(operators=(OPERATOR,), tenants=TOKENS) + f"""  spanledger_api:
     query_limits:
 {lines}"""
 

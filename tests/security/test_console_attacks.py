@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "browser"))
 
+from collector_support import token_config  # noqa: E402
 from console_support import llm_span, open_console, send_spans, wait_until  # noqa: E402
 
 from spanledger.collector.serve.console.console import ASSETS, asset_index  # noqa: E402
@@ -29,11 +30,7 @@ from conftest_browser_fixtures import browser, console, console_factory, page_fa
 XSS = ['<img src=x onerror="window.__xss=1">', '<script>window.__xss=2</script>', '"><svg onload=window.__xss=3>',
        "javascript:window.__xss=4", "</td><iframe srcdoc='<script>parent.__xss=5</script>'>"]
 TENANT_A, TENANT_B = "tenant-a-token-0123456789", "tenant-b-token-0123456789"
-TENANTS = f"""processors: {{batch: {{timeout: 100ms}}}}
-receivers: {{otlp: {{protocols: {{grpc: {{auth: {{authenticator: bearertokenauth}}}}}}}}}}
-extensions:
-  bearertokenauth: {{tenants: {{acme: "{TENANT_A}", globex: "{TENANT_B}"}}}}
-"""
+TENANTS = token_config(tenants={"acme": TENANT_A, "globex": TENANT_B})
 
 
 def wait_stored(collector, n):
@@ -57,14 +54,14 @@ def test_every_console_answer_carries_csp_and_anti_framing(console, path):
 
 def test_console_cannot_be_framed_by_another_site(console, page_factory):
     """A page on another origin puts the console in an iframe: the browser refuses to render it."""
-    from console_support import HttpServer
+    from console_support import http_server
     from fastapi import FastAPI
     from fastapi.responses import HTMLResponse
 
     _, server = console
     evil = FastAPI()
     evil.get("/")(lambda: HTMLResponse(f'<iframe id="f" src="{server.url}/"></iframe>'))
-    evil_server = HttpServer(evil).start()
+    evil_server = http_server(evil)
     try:
         page, _ = page_factory(evil_server.url)
         page.context.unroute("**/*")

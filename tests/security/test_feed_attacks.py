@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "serve"))
 
-from feed_support import ACME, GLOBEX, OPERATOR, TENANT_CONFIG, SpanSender, UvicornServer, feed_app, headers  # noqa: E402
+from feed_support import ACME, GLOBEX, OPERATOR, TENANT_CONFIG, SpanSender, feed_app, headers, serving  # noqa: E402
 
 from spanledger.collector.query.filters import FIELDS  # noqa: E402
 
@@ -36,10 +36,8 @@ CONFIG = TENANT_CONFIG + """
 @pytest.fixture
 def served(collector_factory):
     collector = collector_factory(CONFIG)
-    server = UvicornServer(feed_app(collector))
-    server.start()
-    yield collector, server.url
-    server.stop()
+    with serving(feed_app(collector)) as url:
+        yield collector, url
 
 
 def _status(url: str, token: str | None = OPERATOR, params=None, extra_headers=None) -> tuple[int, dict | None]:

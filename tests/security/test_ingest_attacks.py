@@ -7,19 +7,13 @@ import os
 import threading
 import time
 
-from collector_support import RawClient, make_span, new_request, rows, start_collector, wait_stored
+from collector_support import RawClient, make_span, new_request, rows, start_collector, token_config, wait_stored
 
 from spanledger.collector.wal import _varint, encode_record
 
 ACME = "acme-token-0123456789"
 GLOBEX = "globex-token-0123456789"
-TENANTS = f"""
-processors: {{batch: {{timeout: 300ms}}}}
-receivers: {{otlp: {{protocols: {{grpc: {{auth: {{authenticator: bearertokenauth}}}}}}}}}}
-extensions:
-  bearertokenauth:
-    tenants: {{acme: "{ACME}", globex: "{GLOBEX}"}}
-"""
+TENANTS = token_config(tenants={"acme": ACME, "globex": GLOBEX}, batch_timeout="300ms")
 
 
 def _field(number: int, payload: bytes) -> bytes:

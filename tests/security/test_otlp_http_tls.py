@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-import subprocess
 
 import httpx
 import pytest
@@ -11,16 +10,6 @@ from collector_support import FAST_BATCH, make_span, new_request, rows, wait_sto
 from otlp_http_support import start_http_collector, traces_url
 
 from spanledger.collector.forward.transport import HttpTransport, SendFailed
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tls-http")
-    cert, key = directory / "server.crt", directory / "server.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
-    return cert, key
 
 
 def _transport_config(url: str, **tls) -> dict:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import subprocess
 import time
 import urllib.request
 
@@ -15,16 +14,6 @@ from collector_support import EXPORT, RawClient, make_span, new_request, rows, w
 from spanledger.collector.ingest.sink import WalSink
 
 TOKEN = "operator-token-0123456789"
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "server.crt", directory / "server.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
-    return cert, key
 
 
 def test_tls_and_tokens_on_grpc_and_http(collector_factory, certificate):

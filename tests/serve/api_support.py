@@ -12,17 +12,12 @@ import urllib.parse
 import urllib.request
 from decimal import Decimal
 
+from collector_support import token_config
+
 OPERATOR = "operator-token-0123456789"
 ACME = "acme-token-0123456789ab"
 GLOBEX = "globex-token-0123456789"
-TENANTS_CONFIG = f"""
-processors: {{batch: {{timeout: 100ms}}}}
-receivers: {{otlp: {{protocols: {{grpc: {{auth: {{authenticator: bearertokenauth}}}}}}}}}}
-extensions:
-  bearertokenauth:
-    tokens: ["{OPERATOR}"]
-    tenants: {{acme: "{ACME}", globex: "{GLOBEX}"}}
-"""
+TENANTS_CONFIG = token_config(operators=(OPERATOR,), tenants={"acme": ACME, "globex": GLOBEX})
 
 # gpt-4o at OpenAI's published prices: $2.50 per million input tokens, $10 per million output tokens
 GPT4O_INPUT, GPT4O_OUTPUT = Decimal("2.50") / 10**6, Decimal("10") / 10**6

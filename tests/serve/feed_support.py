@@ -6,88 +6,54 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "collector"))
 
 import httpx  # noqa: E402
-import uvicorn  # noqa: E402
-from fastapi import FastAPI, HTTPException  # noqa: E402
-from fastapi.responses import JSONResponse  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter  # noqa: E402
 from opentelemetry.sdk.resources import Resource  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
 
+from collector_support import token_config  # noqa: E402
+from serve_support import router_app  # noqa: E402
 from conftest_collector import collector, collector_factory  # noqa: E402,F401 - fixtures for the test modules
 
-from spanledger.collector.auth import TokenAuth  # noqa: E402
-from spanledger.collector.config import bearer_tokens  # noqa: E402
+from spanledger.collector.serve.uvicorn_thread import UvicornThread  # noqa: E402
 
 OPERATOR = "operator-token-0123456789"
 ACME = "acme-token-0123456789abc"
 GLOBEX = "globex-token-0123456789ab"
-TENANT_CONFIG = f"""
-processors:
-  batch:
-    timeout: 100ms
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        auth:
-          authenticator: bearertokenauth
-extensions:
-  bearertokenauth:
-    tokens: ["{OPERATOR}"]
-    tenants: {{acme: "{ACME}", globex: "{GLOBEX}"}}
-"""
+TENANT_CONFIG = token_config(operators=(OPERATOR,), tenants={"acme": ACME, "globex": GLOBEX})
 
 
 def feed_app(collector, routers=None) -> FastAPI:
-    """What collector/serve/app.py will assemble: the routers, app.state.collector and app.state.auth,
-    and errors as {"error": ...}."""
+    """The feed and budgets routers (or ``routers``, modules exporting ``router``) over ``collector``."""
     from spanledger.collector.serve import budgets, feed
 
-    app = FastAPI()
-    app.state.collector = collector
-    app.state.auth = TokenAuth(bearer_tokens(collector.config))
-    for module in routers or (feed, budgets):
-        app.include_router(module.router)
-
-    @app.exception_handler(HTTPException)
-    async def as_error(request, exc: HTTPException):
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-
-    return app
+    return router_app(collector, *(module.router for module in routers or (feed, budgets)))
 
 
-class UvicornServer:
-    """A real uvicorn on 127.0.0.1:0 in a thread."""
+def feed_server(app: FastAPI) -> UvicornThread:
+    """The product's uvicorn thread on 127.0.0.1:0, started.  Streams still open at ``stop`` are cut
+    after 1 s, so a test's teardown does not wait out the product's 5 s."""
+    return UvicornThread(app, "127.0.0.1:0", name="feed-test-api", graceful_shutdown_s=1).start()
 
-    def __init__(self, app: FastAPI) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off",
-                                timeout_graceful_shutdown=1, ws_ping_interval=None)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def start(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        return self.url
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """``with serving(feed_app(collector)) as url:`` a real server for the block, stopped after it."""
+    server = feed_server(app)
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 def headers(token: str | None = OPERATOR, **extra) -> dict[str, str]:

@@ -8,8 +8,8 @@ import decimal
 import httpx
 import pytest
 from feed_support import collector_factory  # noqa: F401 - the fixture
-from feed_support import (ACME, GLOBEX, OPERATOR, TENANT_CONFIG, SpanSender, SseReader, UvicornServer, feed_app,
-                          headers, wait_for)
+from feed_support import (ACME, GLOBEX, OPERATOR, TENANT_CONFIG, SpanSender, SseReader, feed_app,
+                          headers, serving, wait_for)
 
 from spanledger.collector.feed.rows import ACTIVITY_FIELDS
 
@@ -26,10 +26,8 @@ FEED_CONFIG = TENANT_CONFIG + """
 @pytest.fixture
 def feed_server(collector_factory):
     collector = collector_factory(FEED_CONFIG)
-    server = UvicornServer(feed_app(collector))
-    server.start()
-    yield collector, server.url
-    server.stop()
+    with serving(feed_app(collector)) as url:
+        yield collector, url
 
 
 async def _subscribe(client: httpx.AsyncClient, url: str, token: str = OPERATOR, **params) -> tuple[SseReader, object]:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 from feed_support import collector_factory  # noqa: F401 - the fixture
-from feed_support import ACME, OPERATOR, TENANT_CONFIG, SpanSender, UvicornServer, feed_app
+from feed_support import ACME, OPERATOR, TENANT_CONFIG, SpanSender, feed_app, serving
 
 from spanledger.collector.cli import main
 
@@ -23,13 +23,11 @@ BUDGETS = TENANT_CONFIG + """
 
 def test_feed_follows_with_filters_and_stops_after_count(collector_factory, capsys, monkeypatch):
     collector = collector_factory(TENANT_CONFIG)
-    server = UvicornServer(feed_app(collector))
-    url = server.start()
     monkeypatch.setenv("SPANLEDGER_TOKEN", OPERATOR)
     result = {}
-    follower = threading.Thread(target=lambda: result.update(rc=main(
-        ["feed", "--api-url", url, "--agent", "planner", "--count", "2", "--format", "json"])))
-    try:
+    with serving(feed_app(collector)) as url:
+        follower = threading.Thread(target=lambda: result.update(rc=main(
+            ["feed", "--api-url", url, "--agent", "planner", "--count", "2", "--format", "json"])))
         follower.start()
         deadline = time.monotonic() + 20
         while collector.feed.subscriber_count() == 0 and time.monotonic() < deadline:
@@ -40,8 +38,6 @@ def test_feed_follows_with_filters_and_stops_after_count(collector_factory, caps
         sender.flush()
         sender.close()
         follower.join(30)
-    finally:
-        server.stop()
     assert result.get("rc") == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [a["agent"] for a in lines] == ["planner", "planner"] and lines[0]["cost_usd"] == "0.5"
@@ -55,13 +51,9 @@ def test_feed_without_a_collector_says_what_it_needs(tmp_path, capsys):
 
 def test_feed_reports_a_refused_filter(collector_factory, capsys, monkeypatch):
     collector = collector_factory(TENANT_CONFIG)
-    server = UvicornServer(feed_app(collector))
-    url = server.start()
     monkeypatch.setenv("SPANLEDGER_TOKEN", ACME)
-    try:
+    with serving(feed_app(collector)) as url:
         assert main(["feed", "--api-url", url, "--tenant", "globex"]) == 2
-    finally:
-        server.stop()
     assert "needs an operator token" in capsys.readouterr().err
 
 
@@ -77,13 +69,9 @@ def test_budget_through_the_api_and_offline(collector_factory, tmp_path, capsys,
     from collector_support import wait_stored
 
     wait_stored(collector, 1)
-    server = UvicornServer(feed_app(collector))
-    url = server.start()
     monkeypatch.setenv("SPANLEDGER_TOKEN", ACME)
-    try:
+    with serving(feed_app(collector)) as url:
         assert main(["budget", "--api-url", url, "--format", "json"]) == 0
-    finally:
-        server.stop()
     through_api = json.loads(capsys.readouterr().out)
     assert [(b["name"], b["spent_usd"], b["percent"]) for b in through_api["budgets"]] == [("acme-day", "0.5", 25.0)]
     collector.stop(timeout_s=10)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import websockets
 from feed_support import collector_factory  # noqa: F401 - the fixture
-from feed_support import ACME, OPERATOR, TENANT_CONFIG, SpanSender, SseReader, UvicornServer, feed_app, headers, wait_for
+from feed_support import ACME, OPERATOR, TENANT_CONFIG, SpanSender, SseReader, feed_app, feed_server, headers, wait_for
 
 from collector_support import wait_stored
 
@@ -22,9 +22,7 @@ AGENTS = ("planner", "coder", "reviewer", "tester")
 
 def _serve(collector_factory, feed_settings: str):
     collector = collector_factory(TENANT_CONFIG + "  spanledger_api:\n    feed:\n" + feed_settings)
-    server = UvicornServer(feed_app(collector))
-    server.start()
-    return collector, server
+    return collector, feed_server(feed_app(collector))
 
 
 def test_two_hundred_subscribers_each_get_exactly_their_events(collector_factory):

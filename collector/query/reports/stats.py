@@ -22,6 +22,16 @@ FINISHED = "('completed', 'failed', 'conflict', 'paused')"
 IS_ERROR = "(StatusCode = 'Error' OR ActivityStatus = 'failed' OR Severity IN ('error', 'critical'))"
 
 
+def _limited(req: ReportRequest, sql: str, condition) -> tuple[list[str], list[list]]:
+    """Run ``sql`` (which ends in ``LIMIT {row_limit:UInt32}``) with the report's filter and ``limit``."""
+    return req.execute(sql, {**condition.parameters, "row_limit": req.params["limit"]})
+
+
+def _limited_without_q(req: ReportRequest, sql: str, condition) -> Output:
+    """The same, less the quantile array ``q`` the p50/p95/p99 columns were read from."""
+    return Output(*without_column(*_limited(req, sql, condition), "q"), req.tables.spans)
+
+
 def agent_stats(req: ReportRequest) -> Output:
     condition = req.raw_condition()
     sql = (
@@ -40,8 +50,7 @@ def agent_stats(req: ReportRequest) -> Output:
         "sum(toDecimal128(TotalCost, 12)) AS usd "
         f"FROM {req.tables.spans} WHERE AgentName != '' AND ({condition.sql}) "
         "GROUP BY agent ORDER BY events DESC, agent LIMIT {row_limit:UInt32}")
-    return Output(*without_column(*req.execute(sql, {**condition.parameters, "row_limit": req.params["limit"]}), "q"),
-                  req.tables.spans)
+    return _limited_without_q(req, sql, condition)
 
 
 def activity_durations(req: ReportRequest) -> Output:
@@ -52,8 +61,7 @@ def activity_durations(req: ReportRequest) -> Output:
            "round(q[3], 3) AS p99_ms, round(max(Duration) / 1e6, 3) AS max_ms "
            f"FROM {req.tables.spans} WHERE {condition.sql} GROUP BY agent, activity_type "
            "ORDER BY agent, events DESC, activity_type LIMIT {row_limit:UInt32}")
-    return Output(*without_column(*req.execute(sql, {**condition.parameters, "row_limit": req.params["limit"]}), "q"),
-                  req.tables.spans)
+    return _limited_without_q(req, sql, condition)
 
 
 def events_by_type(req: ReportRequest) -> Output:
@@ -65,8 +73,7 @@ def events_by_type(req: ReportRequest) -> Output:
            f"countIf({IS_ERROR}) AS errors FROM {req.tables.spans} WHERE {condition.sql} "
            f"GROUP BY {', '.join(group + ['activity_type', 'severity'])} "
            f"ORDER BY {', '.join(group + ['events DESC', 'activity_type', 'severity'])} LIMIT {{row_limit:UInt32}}")
-    names, rows = req.execute(sql, {**condition.parameters, "row_limit": req.params["limit"]})
-    return Output(names, rows, req.tables.spans)
+    return Output(*_limited(req, sql, condition), req.tables.spans)
 
 
 def problems(req: ReportRequest) -> Output:

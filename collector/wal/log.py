@@ -1,266 +1,29 @@
-"""The write-ahead log: an accepted request is on disk before it is acknowledged.
-
-A segment file is a stream of length-delimited ``WalRecord`` messages
-(schema/otlp_wal.proto): each record is the client's ExportTraceServiceRequest
-bytes followed by two fields of our own, the tenant and a CRC-32.  That makes a
-sealed segment *directly* readable by ClickHouse (``FORMAT Protobuf``), so the
-collector never decodes spans in Python to store them.
+"""The running log: group-committed appends, sealing, and the hand-over of sealed segments.
 
 Appends are group-committed: callers queue their records, one flusher thread
 writes everything queued with a single ``write`` + ``fdatasync`` and wakes them,
-so throughput does not pay one fsync per request.
-
-Segment life cycle::
-
-    NNNNNNNNNNNN.open  --seal-->  NNNNNNNNNNNN.wal  --stored-->  NNNNNNNNNNNN.done  --expire--> deleted
-
-``.done`` segments are kept for a while so that, after a restart, a client's
-retry of a request that was stored but whose answer was lost is still
-recognised as a duplicate (see ``RecentRequests``).
+so throughput does not pay one fsync per request.  Writers claim sealed segments
+(``next_sealed``), then mark them stored, give them back or quarantine them.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import secrets
 import threading
 import time
 import zlib
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from .files import FILE_MODE, fsync_dir, instance_id, private_dir, write_all, write_private
+from .record_format import Record, encode_record, scan
+from .recovery import recover
+from .segment import Segment, WalFull, WalWriteError
 
-_TENANT_TAG = bytes([0xCA, 0x3E])  # field 1001, wire type 2 (length-delimited)
-_CHECKSUM_TAG = bytes([0xD5, 0x3E])  # field 1002, wire type 5 (fixed32)
-_TRAILER_LEN = len(_CHECKSUM_TAG) + 4
-_TENANT_FIELD = 1001
-
-FILE_MODE = 0o600  # spans are private: WAL files, quarantine, instance id
-DIR_MODE = 0o700
-INSTANCE_ID_FILE = "instance_id"
-
-
-def private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) if needed and make it 0700 whatever the umask."""
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, DIR_MODE)
-    return path
-
-
-def write_private(path: Path, data: bytes, fsync: bool = False) -> None:
-    """Write ``path`` whole with mode 0600 (whatever the umask), via a temporary file and a rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    try:
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "wb", closefd=False) as f:
-            _write_all(f, data)
-            f.flush()
-            if fsync:
-                os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
-def instance_id(directory: Path) -> str:
-    """This collector's id, created once in ``directory`` (0600) and kept: it makes dedup tokens
-    unique across collectors that share one ClickHouse server."""
-    path = directory / INSTANCE_ID_FILE
-    try:
-        value = path.read_text().strip()
-        if value:
-            os.chmod(path, FILE_MODE)
-            return value
-    except FileNotFoundError:
-        pass
-    value = secrets.token_hex(8)
-    write_private(path, value.encode(), fsync=True)
-    return value
-
-
-class WalFull(Exception):
-    """The log holds its configured maximum of unstored bytes; the client should retry later."""
-
-
-class WalWriteError(Exception):
-    """The disk refused a write (full, read-only, I/O error); nothing of the batch was acknowledged."""
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def read_varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
-    """Decode a protobuf varint at ``pos``; returns (value, position after it)."""
-    result = shift = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise ValueError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-
-
-def encode_record(request: bytes, tenant: str, request_crc: int | None = None) -> bytes:
-    """One WAL record, length prefix included.  ``request_crc`` saves re-hashing the request."""
-    crc = zlib.crc32(request) if request_crc is None else request_crc
-    tenant_bytes = tenant.encode()
-    # always written, even empty: the tenant ClickHouse reads is the last field 1001, so it must be ours
-    tenant_field = _TENANT_TAG + _varint(len(tenant_bytes)) + tenant_bytes
-    crc = zlib.crc32(tenant_field, crc)
-    body_len = len(request) + len(tenant_field) + _TRAILER_LEN
-    return b"".join((_varint(body_len), request, tenant_field, _CHECKSUM_TAG, crc.to_bytes(4, "little")))
-
-
-def request_fingerprint(request: bytes, tenant: str, crc: int | None = None) -> tuple[int, int, int, str]:
-    """What identifies a request for duplicate detection: CRC-32, Adler-32 and length
-    (~64 bits over requests that are nearly always kilobytes long), under the tenant.
-    ``crc`` saves re-hashing when the CRC-32 of ``request`` is already known."""
-    return (zlib.crc32(request) if crc is None else crc, zlib.adler32(request), len(request), tenant)
-
-
-@dataclass(frozen=True)
-class Record:
-    request: bytes
-    tenant: str
-
-
-@dataclass
-class ScanResult:
-    records: list[Record] = field(default_factory=list)
-    corrupt: int = 0  # records skipped because their checksum or framing was wrong
-    torn_tail: bool = False  # the last record was cut short (a crash mid-write; never acknowledged)
-    valid_bytes: int = 0
-
-
-def scan(data: bytes) -> ScanResult:
-    """Parse a segment, skipping damaged records and resynchronising after them."""
-    result = ScanResult()
-    pos, end = 0, len(data)
-    while pos < end:
-        record, next_pos = _parse_at(data, pos)
-        if record is not None:
-            result.records.append(record)
-            pos = next_pos
-            result.valid_bytes = pos
-            continue
-        if next_pos == -1:  # ran past the end: a torn final write
-            result.torn_tail = True
-            break
-        result.corrupt += 1
-        pos = _resync(data, pos + 1)
-        if pos < 0:
-            break
-    return result
-
-
-def _parse_at(data: bytes, pos: int) -> tuple[Record | None, int]:
-    try:
-        length, body_start = read_varint(data, pos)
-    except ValueError:
-        return None, -1
-    body_end = body_start + length
-    if length < _TRAILER_LEN:
-        return None, 0
-    if body_end > len(data):
-        return None, -1
-    body = data[body_start:body_end]
-    if body[-_TRAILER_LEN:-4] != _CHECKSUM_TAG:
-        return None, 0
-    if zlib.crc32(body[:-_TRAILER_LEN]) != int.from_bytes(body[-4:], "little"):
-        return None, 0
-    payload = body[:-_TRAILER_LEN]
-    request, tenant = _split_tenant(payload)
-    return Record(request, tenant), body_end
-
-
-def _split_tenant(payload: bytes) -> tuple[bytes, str]:
-    """The request and the tenant of a record body: the tenant is the field 1001 that ends it,
-    found by walking the top-level fields (never by searching bytes, which a client chooses)."""
-    pos = 0
-    try:
-        while pos < len(payload):
-            tag, after_tag = read_varint(payload, pos)
-            if tag & 7 != 2:
-                break
-            length, start = read_varint(payload, after_tag)
-            if tag >> 3 == _TENANT_FIELD and start + length == len(payload):
-                return bytes(payload[:pos]), payload[start:].decode()
-            pos = start + length
-    except (ValueError, UnicodeDecodeError):
-        pass
-    # not a protobuf request (tests, or damage the CRC did not catch): the shortest tenant field that ends it
-    for length in range(min(len(payload), 1 << 10)):
-        prefix = _TENANT_TAG + _varint(length)
-        start = len(payload) - length - len(prefix)
-        if start < 0:
-            break
-        if payload.startswith(prefix, start):
-            try:
-                return bytes(payload[:start]), payload[start + len(prefix):].decode()
-            except UnicodeDecodeError:
-                break
-    return bytes(payload), ""
-
-
-def _resync(data: bytes, pos: int, max_attempts: int = 1 << 20) -> int:
-    """The next offset at which a whole valid record starts, or -1."""
-    attempts = 0
-    while pos < len(data) and attempts < max_attempts:
-        record, _ = _parse_at(data, pos)
-        if record is not None:
-            return pos
-        pos += 1
-        attempts += 1
-    return -1
-
-
-def _write_all(file, data: bytes) -> None:
-    """An unbuffered write may be short (a size limit, a nearly full disk): finish it or raise."""
-    view = memoryview(data)
-    while view:
-        written = file.write(view)
-        if not written:
-            raise OSError("the write-ahead log file accepted no more bytes")
-        view = view[written:]
-
-
-@dataclass
-class Segment:
-    """A sealed segment waiting to be stored."""
-
-    seq: int
-    path: Path
-    size: int
-    spans: int
-    requests: int
-    content_crc: int = 0  # CRC-32 of the segment's bytes
-    instance: str = ""  # the collector's instance id (see ``instance_id``)
-    # (provider, model) pairs its spans may be priced under (collector/pricing/pairs.py),
-    # noted as requests arrived; None when unknown (recovered at start): then rescanned
-    pairs: frozenset | None = None
-
-    @property
-    def dedup_token(self) -> str:
-        # Deterministic per segment: a replay after a crash between "stored" and
-        # "marked .done" re-sends the same token and ClickHouse drops it.  Unique
-        # otherwise: the instance id separates collectors on one server, the
-        # content hash separates a segment from one that reused its number
-        # after a restart (nothing of the old one retained).
-        return f"spanledger-wal-{self.instance}-{self.seq}-{self.size}-{self.content_crc:08x}"
+log = logging.getLogger("spanledger.collector.wal")
 
 
 @dataclass
@@ -384,7 +147,7 @@ class WriteAheadLog:
                 self._open_segment_locked()
             file, start = self._file, self._file_size
         try:
-            _write_all(file, data)
+            write_all(file, data)
             if self.fsync:
                 os.fdatasync(file.fileno())
         except OSError as exc:
@@ -445,12 +208,7 @@ class WriteAheadLog:
             listener(self._segment_seq)
 
     def _fsync_dir(self) -> None:
-        if self.fsync:
-            fd = os.open(self.directory, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        fsync_dir(self.directory, self.fsync)
 
     # -- consuming --------------------------------------------------------------
     def next_sealed(self, timeout: float | None = None) -> Segment | None:
@@ -549,41 +307,15 @@ class WriteAheadLog:
 
     # -- start-up and shutdown ------------------------------------------------------
     def _recover(self) -> None:
-        """Seal what a crash left open, verify every unstored segment, queue them in order."""
-        for path in sorted(self.directory.glob("*.tmp")):
-            path.unlink()
-        paths = sorted(self.directory.glob("*.open")) + sorted(self.directory.glob("*.wal"))
-        paths.sort(key=lambda p: int(p.stem))
-        for path in paths:
-            seq = int(path.stem)
-            os.chmod(path, FILE_MODE)  # a file written by an older version may be 0644
-            data = path.read_bytes()
-            result = scan(data)
-            self.corrupt_records += result.corrupt
-            self.torn_tails += int(result.torn_tail)
-            if result.corrupt or result.torn_tail:
-                log.warning(
-                    "write-ahead log segment %s: %d corrupt record(s) skipped, torn tail: %s; %d record(s) recovered",
-                    path.name, result.corrupt, result.torn_tail, len(result.records),
-                )
-                data = b"".join(encode_record(r.request, r.tenant) for r in result.records)
-                write_private(path, data, fsync=self.fsync)
-            self.recovered_fingerprints.extend(request_fingerprint(r.request, r.tenant) for r in result.records)
-            sealed = path.with_suffix(".wal")
-            if not result.records:
-                path.unlink()
-                continue
-            if path != sealed:
-                os.rename(path, sealed)
-            self._sealed.append(Segment(seq, sealed, len(data), -1, len(result.records), zlib.crc32(data), self.instance))
-            self._unstored_bytes += len(data)
-            self._segment_seq = max(self._segment_seq, seq)
-        for path in sorted(self.directory.glob("*.done"), key=lambda p: int(p.stem)):
-            self._segment_seq = max(self._segment_seq, int(path.stem))
-            self.recovered_fingerprints.extend(
-                request_fingerprint(r.request, r.tenant) for r in scan(path.read_bytes()).records)
+        """Take over what the directory holds (see ``recovery.recover``)."""
+        found = recover(self.directory, self.instance, self.fsync)
+        self._sealed.extend(found.sealed)
+        self._unstored_bytes += found.unstored_bytes
+        self._segment_seq = max(self._segment_seq, found.last_seq)
+        self.corrupt_records += found.corrupt_records
+        self.torn_tails += found.torn_tails
+        self.recovered_fingerprints.extend(found.fingerprints)
         self.last_sealed_seq = self._segment_seq
-        self._fsync_dir()
 
     # -- reading for forwarding (each reader keeps its own cursor) ---------------------------
     def segment_path(self, seq: int) -> Path | None:
