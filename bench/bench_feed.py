@@ -114,14 +114,23 @@ def main(argv=None) -> int:
     export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
     per_request = pool[0].spans
     interval = per_request / args.rate
-    sent = 0
+    sent = refused = 0
     start = time.monotonic()
     n = 0
     while time.monotonic() - start < args.duration:
         due = start + n * interval
         if due > time.monotonic():
             time.sleep(due - time.monotonic())
-        export(pool[n % len(pool)].stamp(n + 1, nonce=7), timeout=60)
+        request = pool[n % len(pool)].stamp(n + 1, nonce=7)
+        while True:  # as an OTLP client does: UNAVAILABLE (memory limiter, busy) means retry shortly
+            try:
+                export(request, timeout=60)
+                break
+            except grpc.RpcError as exc:
+                if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED):
+                    raise
+                refused += 1
+                time.sleep(0.1)
         sent += pool[n % len(pool)].spans
         n += 1
     offered_s = time.monotonic() - start
@@ -145,7 +154,7 @@ def main(argv=None) -> int:
 
     result = {
         "rate_offered_spans_s": args.rate, "rate_achieved_spans_s": round(sent / offered_s),
-        "duration_s": args.duration, "subscribers": args.subscribers, "spans_sent": sent, "spans_stored": stored,
+        "duration_s": args.duration, "subscribers": args.subscribers, "spans_sent": sent, "exports_refused_then_retried": refused, "spans_stored": stored,
         "deliveries": len(delays), "events_per_subscriber": [len(s) for s in got],
         "stored_to_delivered_ms": {"p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99),
                                    "max": round(delays[-1], 1) if delays else None,
