@@ -170,7 +170,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--keep", action="store_true", help="keep the filled store in --workdir and reuse it next run")
     args = parser.parse_args(argv)
     from collector_support import start_collector
-    from console_support import HttpServer, build_console_app
+    from console_support import build_console_app, http_server
 
     workdir = Path(args.workdir)
     marker = workdir / f"filled-{args.spans}.json"
@@ -184,7 +184,7 @@ def main(argv=None) -> dict:
     server = None
     try:
         trace_id = send_big_trace(collector)  # (with --keep, each run adds one more 10k-span trace)
-        server = HttpServer(build_console_app(collector)).start()  # swap for serve/app.py once merged
+        server = http_server(build_console_app(collector))  # the collector's whole API app on uvicorn
         result = {"store": store, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **measure(server, trace_id, args.repeats)}
     finally:
         if server:

@@ -19,8 +19,8 @@ export async function render(main, ctx) {
   main.append(h('h1', null, 'Costs'), h('div', { class: 'toolbar' }, picker), kpis, notes, charts);
   const params = { since: ctx.since };
   // two questions at a time: the gateway runs at most a couple of queries per tenant at once (429 beyond)
+  // The spend charts are drawn as soon as their answers arrive; budgets and the costliest traces follow.
   const [spend, total] = await Promise.all([api.spend({ ...params, group_by: groupBy, bucket }), soft(api.spendTotal(params))]);
-  const [budgets, top] = await Promise.all([soft(api.budgets()), soft(api.topTraces({ ...params, limit: 10 }))]);
   ctx.rememberTimeZone(spend);
   const rows = spend.rows.map((r) => ({ bucket: r.bucket, group: r.group, value: Number(r.cost_usd), exact: r.cost_usd, tokens: r.tokens }));
   const spent = sumDecimal(rows.map((r) => r.exact));
@@ -41,6 +41,9 @@ export async function render(main, ctx) {
       // an unpriced call's cost is unknown, never $0: counted apart with its tokens
       kpi('unpriced calls', count(t.unpriced_calls) + (t.unpriced_tokens ? ` (${count(t.unpriced_tokens)} tok)` : ''), 'kpi-unpriced', t.unpriced_calls));
   }
+  if (!ctx.isCurrent()) return; // the user moved on while the spend questions ran
+  const [budgets, top] = await Promise.all([soft(api.budgets()), soft(api.topTraces({ ...params, limit: 10 }))]);
+  if (!ctx.isCurrent()) return;
   if (budgets) {
     charts.append(h('section', { class: 'card', id: 'budgets' }, h('h2', null, 'Budgets'), budgets.budgets.length ? table([
       { label: 'budget', render: (b) => h('span', { dataset: { spent: b.spent_usd, projected: b.projected_usd } }, b.name) }, { label: 'scope', key: 'scope' }, { label: 'window', key: 'window' },
