@@ -53,6 +53,17 @@ def test_api_module_builds_queries_and_flattens_trees(console, page_factory):
     assert result["nested"] == [["a", ""], ["b", "a"]]
 
 
+def test_day_ranges_start_on_the_whole_hour_so_reports_can_use_the_rollup(console, page_factory):
+    page = open_blank_view(console, page_factory)
+    result = page.evaluate("""async () => {
+        const { rangeSince } = await import('/assets/format.js');
+        const now = Date.parse('2026-12-07T17:42:13.250Z');
+        return ['15m', '1h', '24h', '7d', '30d', 'all'].map((r) => rangeSince(r, now));
+    }""")
+    assert result == ["2026-12-07T17:27:13.250Z", "2026-12-07T16:42:13.250Z", "2026-12-06T17:00:00.000Z",
+                      "2026-11-30T17:00:00.000Z", "2026-11-07T17:00:00.000Z", None]
+
+
 def test_every_console_file_ships_in_the_package():
     """pip install must carry every asset (no Node.js, no build step): pyproject's package-data covers them all."""
     import fnmatch
