@@ -42,7 +42,7 @@ def _owning_package(path: Path) -> tuple[str, Path]:
 
 def test_every_data_file_is_package_data():
     """SQL, protos, the console's HTML/JS/CSS and the offline API docs' assets all ship."""
-    shipped, unshipped = 0, []
+    shipped, unshipped = [], []
     for source in PYPROJECT["package-dir"].values():
         for path in (ROOT / source).rglob("*"):
             if not path.is_file() or path.suffix in (".py", ".pyc") or "__pycache__" in path.parts:
@@ -52,8 +52,10 @@ def test_every_data_file_is_package_data():
             patterns = PYPROJECT.get("package-data", {}).get(package, [])
             if any(fnmatch.fnmatchcase(relative, pattern) and relative.count("/") == pattern.count("/")
                    for pattern in patterns):
-                shipped += 1
+                shipped.append(f"{package}: {relative}")
             else:
                 unshipped.append(f"{package}: {relative}")
-    assert shipped > 10, "no data files found: did the layout move?"
+    for expected in ("spanledger.collector.serve.console: tracker.js", "spanledger.collector.serve.console: assets/views/trace.js",
+                     "spanledger.schema: 001_spans.sql", "spanledger.collector.serve: static/swagger-ui/swagger-ui-bundle.js"):
+        assert expected in shipped, f"{expected} is not found or not shipped: did the layout move?"
     assert not unshipped, f"add package-data patterns in pyproject.toml for: {unshipped}"

@@ -62,18 +62,3 @@ def test_day_ranges_start_on_the_whole_hour_so_reports_can_use_the_rollup(consol
     }""")
     assert result == ["2026-12-07T17:27:13.250Z", "2026-12-07T16:42:13.250Z", "2026-12-06T17:00:00.000Z",
                       "2026-11-30T17:00:00.000Z", "2026-11-07T17:00:00.000Z", None]
-
-
-def test_every_console_file_ships_in_the_package():
-    """pip install must carry every asset (no Node.js, no build step): pyproject's package-data covers them all."""
-    import fnmatch
-    import tomllib
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["spanledger.collector.serve.console"]
-    console_dir = root / "collector" / "serve" / "console"
-    files = [p.relative_to(console_dir).as_posix() for p in console_dir.rglob("*")
-             if p.is_file() and p.suffix != ".py" and "__pycache__" not in p.parts]
-    assert "assets/views/trace.js" in files and "tracker.js" in files
-    assert [f for f in files if not any(fnmatch.fnmatch(f, pat) and f.count("/") == pat.count("/") for pat in patterns)] == []
