@@ -14,7 +14,7 @@ per span.  Also, for each view, what the engine spends analysing its query at ev
 INSERT (``EXPLAIN PLAN`` of the query as the engine stored it, SQL functions expanded:
 that text, not the file's, is what an INSERT analyses) and, with ``--memory``, the
 memory of one segment insert: the smallest ``max_memory_usage`` (MiB, to 8 MiB) at
-which it succeeds.  Extra variants (experiments) can be given as SQL files with
+which it succeeds, into the Null sink and through the whole store path.  Extra variants (experiments) can be given as SQL files with
 ``--variant name=path`` (same placeholders as schema/900).
 
     .venv/bin/python -m bench.bench_normalize [--segments 4] [--requests 50] [--memory] [--json bench/results/normalize.json]
@@ -77,6 +77,17 @@ def insert_memory_mib(store: Store, raw: str, path: Path, step: int = 8) -> int:
                 raise
             low = mid
     return high
+
+
+def store_path_memory_mib(store: Store, path: Path) -> dict[str, int]:
+    """Insert memory of the whole store path (flatten, pricing hop, spans, lookup, rollups, trace rows)
+    with the current flatten view, then with the previous one swapped in (the migrated store is a scratch copy)."""
+    out = {"current_view": insert_memory_mib(store, "spanledger_otlp_raw", path)}
+    previous = rendered_view(store, PREVIOUS_VIEW)
+    store.command(f"DROP VIEW {DB}.spanledger_flatten_mv")
+    store.command(previous)
+    out["previous_view"] = insert_memory_mib(store, "spanledger_otlp_raw", path)
+    return out
 
 
 def _view_into(store: Store, name: str, ddl: str) -> str:
@@ -150,6 +161,7 @@ def run(segments: int, requests: int, variants: dict[str, Path], memory: bool = 
     views = {name: raw for name, raw in targets.items() if name != "decode_only"}
     analysis = analysis_ms(store, views)
     memory_mib = {name: insert_memory_mib(store, raw, paths[-1]) for name, raw in targets.items()} if memory else {}
+    store_path_mib = store_path_memory_mib(store, paths[-1]) if memory else {}
     store.close()
     out = {"segments": segments, "spans_per_segment": spans_per_segment, "paths": {}}
     decode_us = statistics.median(cpu["decode_only"]) / spans_per_segment * 1e6
@@ -159,7 +171,8 @@ def run(segments: int, requests: int, variants: dict[str, Path], memory: bool = 
                               "spans_per_s": round(spans_per_segment / statistics.median(wall[name]), 1),
                               "normalize_us_per_span": round(us - decode_us, 3),
                               "analysis_ms_per_insert": analysis.get(name),
-                              "insert_memory_mib": memory_mib.get(name)}
+                              "insert_memory_mib": memory_mib.get(name),
+                              "store_path_memory_mib": store_path_mib.get(name)}
     prev, cur = out["paths"]["previous_view"], out["paths"]["current_view"]
     out["current_over_previous_normalize"] = round(cur["normalize_us_per_span"] / prev["normalize_us_per_span"], 3)
     out["current_over_previous_analysis"] = round(cur["analysis_ms_per_insert"] / prev["analysis_ms_per_insert"], 3)
@@ -185,6 +198,9 @@ def main() -> int:
         print(f"{name:<22}{figures['cpu_us_per_span']:>12.2f}{figures['spans_per_s']:>12,.0f}"
               f"{figures['normalize_us_per_span']:>19.2f}{'' if analysis is None else analysis:>13}"
               f"{'' if memory is None else memory:>12}")
+    if args.memory:
+        print("whole store path, one segment insert: " + ", ".join(
+            f"{name} {out['paths'][name]['store_path_memory_mib']} MiB" for name in ("previous_view", "current_view")))
     print(f"normalization, current / previous view: {out['current_over_previous_normalize']:.2f}; "
           f"analysis per INSERT: {out['current_over_previous_analysis']:.2f}"
           + (f"; insert memory: {out['current_over_previous_memory']:.2f}" if args.memory else ""))
