@@ -35,61 +35,104 @@ CREATE OR REPLACE TABLE ${database}.spanledger_otlp_raw ${on_cluster}
 )
 ENGINE = Null;
 
-CREATE OR REPLACE FUNCTION spanledger_scalar_to_string ${on_cluster} AS (v) -> multiIf(
-    tupleElement(v, 'string_value') IS NOT NULL, assumeNotNull(tupleElement(v, 'string_value')),
-    tupleElement(v, 'int_value') IS NOT NULL, toString(assumeNotNull(tupleElement(v, 'int_value'))),
-    tupleElement(v, 'double_value') IS NOT NULL, toString(assumeNotNull(tupleElement(v, 'double_value'))),
-    tupleElement(v, 'bool_value') IS NOT NULL, if(assumeNotNull(tupleElement(v, 'bool_value')), 'true', 'false'),
-    tupleElement(v, 'bytes_value') IS NOT NULL, base64Encode(assumeNotNull(tupleElement(v, 'bytes_value'))),
-    '');
+-- A scalar as its text.  Written as coalesce over functions that keep NULL (the decoded oneof
+-- members are Nullable, so the member that is set wins, in the order of the oneof's checks): a
+-- third of the multiIf's size, which counts because the engine expands it at every use.
+CREATE OR REPLACE FUNCTION spanledger_scalar_to_string ${on_cluster} AS (v) -> coalesce(
+    tupleElement(v, 'string_value'), toString(tupleElement(v, 'int_value')), toString(tupleElement(v, 'double_value')),
+    toString(tupleElement(v, 'bool_value')), base64Encode(tupleElement(v, 'bytes_value')), '');
 
 -- A scalar inside an array or kvlist, as JSON (what the OpenTelemetry Collector's
--- pcommon Value.AsString writes: strings quoted, bytes as base64 strings, no value as null).
-CREATE OR REPLACE FUNCTION spanledger_scalar_to_json ${on_cluster} AS (v) -> multiIf(
-    tupleElement(v, 'string_value') IS NOT NULL, toJSONString(assumeNotNull(tupleElement(v, 'string_value'))),
-    tupleElement(v, 'int_value') IS NOT NULL, toString(assumeNotNull(tupleElement(v, 'int_value'))),
-    tupleElement(v, 'double_value') IS NOT NULL, if(isFinite(assumeNotNull(tupleElement(v, 'double_value'))),
-        toString(assumeNotNull(tupleElement(v, 'double_value'))), 'null'),
-    tupleElement(v, 'bool_value') IS NOT NULL, if(assumeNotNull(tupleElement(v, 'bool_value')), 'true', 'false'),
-    tupleElement(v, 'bytes_value') IS NOT NULL, toJSONString(base64Encode(assumeNotNull(tupleElement(v, 'bytes_value')))),
-    'null');
+-- pcommon Value.AsString writes: strings quoted, bytes as base64 strings, non-finite
+-- numbers and no value as null).  NOT isFinite(NULL) is NULL, so an absent double stays NULL.
+CREATE OR REPLACE FUNCTION spanledger_scalar_to_json ${on_cluster} AS (v) -> coalesce(
+    toJSONString(tupleElement(v, 'string_value')), toString(tupleElement(v, 'int_value')),
+    if(NOT isFinite(tupleElement(v, 'double_value')), 'null', toString(tupleElement(v, 'double_value'))),
+    toString(tupleElement(v, 'bool_value')), toJSONString(base64Encode(tupleElement(v, 'bytes_value'))), 'null');
 
--- A value one level down: a scalar, or an array / kvlist of scalars (keys sorted, as Go's encoding/json does).
-CREATE OR REPLACE FUNCTION spanledger_nested_to_json ${on_cluster} AS (v) -> multiIf(
+-- A value's members when it is an array or a kvlist.  The two share one arrayMap in every
+-- function below (an array is a list whose members have no key), so each function's body,
+-- which the engine expands at every use when it analyses an INSERT, is about half the size.
+CREATE OR REPLACE FUNCTION spanledger_is_list ${on_cluster} AS (v) ->
+    notEmpty(tupleElement(tupleElement(v, 'array_value'), 'values'))
+    OR notEmpty(tupleElement(tupleElement(v, 'kvlist_value'), 'values'));
+
+-- The members' values: the array's, else the kvlist's in key order (as Go's encoding/json writes a map).
+CREATE OR REPLACE FUNCTION spanledger_list_values ${on_cluster} AS (v) -> if(
     notEmpty(tupleElement(tupleElement(v, 'array_value'), 'values')),
-    concat('[', arrayStringConcat(arrayMap(x -> spanledger_scalar_to_json(x),
-        tupleElement(tupleElement(v, 'array_value'), 'values')), ','), ']'),
-    notEmpty(tupleElement(tupleElement(v, 'kvlist_value'), 'values')),
-    concat('{', arrayStringConcat(arrayMap(kv -> concat(toJSONString(tupleElement(kv, 'key')), ':',
-        spanledger_scalar_to_json(tupleElement(kv, 'value'))),
-        arraySort(kv -> tupleElement(kv, 'key'), tupleElement(tupleElement(v, 'kvlist_value'), 'values'))), ','), '}'),
+    tupleElement(tupleElement(v, 'array_value'), 'values'),
+    tupleElement(arraySort(kv -> tupleElement(kv, 'key'), tupleElement(tupleElement(v, 'kvlist_value'), 'values')), 'value'));
+
+-- The list as JSON from its members' JSON texts (in spanledger_list_values order): [a,b] or {"k":a}.
+-- The texts are written once in the body: an argument used twice is expanded twice.
+CREATE OR REPLACE FUNCTION spanledger_list_json ${on_cluster} AS (v, texts) -> concat(
+    if(notEmpty(tupleElement(tupleElement(v, 'array_value'), 'values')), '[', '{'),
+    arrayStringConcat(arrayMap((p, t) -> concat(p, t),
+        if(notEmpty(tupleElement(tupleElement(v, 'array_value'), 'values')),
+           arrayWithConstant(length(tupleElement(tupleElement(v, 'array_value'), 'values')), ''),
+           arrayMap(kv -> concat(toJSONString(tupleElement(kv, 'key')), ':'),
+               arraySort(kv -> tupleElement(kv, 'key'), tupleElement(tupleElement(v, 'kvlist_value'), 'values')))),
+        texts), ','),
+    if(notEmpty(tupleElement(tupleElement(v, 'array_value'), 'values')), ']', '}'));
+
+-- A value one level down: a scalar, or an array / kvlist of scalars.
+CREATE OR REPLACE FUNCTION spanledger_nested_to_json ${on_cluster} AS (v) -> if(spanledger_is_list(v),
+    spanledger_list_json(v, arrayMap(x -> spanledger_scalar_to_json(x), spanledger_list_values(v))),
     spanledger_scalar_to_json(v));
 
 -- Scalars as their text; arrays and kvlists as JSON, as the OpenTelemetry Collector stores them.
-CREATE OR REPLACE FUNCTION spanledger_anyvalue_to_string ${on_cluster} AS (v) -> multiIf(
-    notEmpty(tupleElement(tupleElement(v, 'array_value'), 'values')),
-    concat('[', arrayStringConcat(arrayMap(x -> spanledger_nested_to_json(x),
-        tupleElement(tupleElement(v, 'array_value'), 'values')), ','), ']'),
-    notEmpty(tupleElement(tupleElement(v, 'kvlist_value'), 'values')),
-    concat('{', arrayStringConcat(arrayMap(kv -> concat(toJSONString(tupleElement(kv, 'key')), ':',
-        spanledger_nested_to_json(tupleElement(kv, 'value'))),
-        arraySort(kv -> tupleElement(kv, 'key'), tupleElement(tupleElement(v, 'kvlist_value'), 'values'))), ','), '}'),
+CREATE OR REPLACE FUNCTION spanledger_anyvalue_to_string ${on_cluster} AS (v) -> if(spanledger_is_list(v),
+    spanledger_list_json(v, arrayMap(x -> spanledger_nested_to_json(x), spanledger_list_values(v))),
     spanledger_scalar_to_string(v));
 
+-- The first max_count attributes as a map of texts cut to max_length.  The texts are computed
+-- over all attributes and sliced after: slicing the decoded values first copies them (with every
+-- member of the AnyValue shape), which took ~110 MiB of the 50k-span insert.
 CREATE OR REPLACE FUNCTION spanledger_attributes_to_map ${on_cluster} AS (attrs, max_count, max_length) -> mapFromArrays(
-    arrayMap(a -> tupleElement(a, 'key'), arraySlice(attrs, 1, max_count)),
-    arrayMap(a -> substringUTF8(spanledger_anyvalue_to_string(tupleElement(a, 'value')), 1, max_length), arraySlice(attrs, 1, max_count)));
+    arraySlice(tupleElement(attrs, 'key'), 1, max_count),
+    arraySlice(arrayMap(a -> substringUTF8(spanledger_anyvalue_to_string(tupleElement(a, 'value')), 1, max_length), attrs), 1, max_count));
 
 CREATE OR REPLACE TABLE ${database}.spanledger_spans_ingest ${on_cluster} AS ${database}.${traces_table} ENGINE = Null;
 
--- Three layers, read innermost first.  Each layer reads the columns of the one
--- inside it, so the attribute map and each value's text are computed once and
--- later layers refer to them by name.  The engine analyses this query at every
--- INSERT (every WAL segment): as one flat query whose WITH aliases expand into
--- every use, that took ~120 ms per segment; layered, ~70 ms, with the same rows.
+-- One query, no subqueries: the engine analyses it at every INSERT (every WAL segment),
+-- and each layer of SELECT * cost 40-80 ms of that (bench/README.md, "Perf round 3").
+--
+-- Spans are taken apart where ClickHouse decoded them: every span field is read as the
+-- subcolumn resource_spans.scope_spans.spans.<field> (an array per resource, per scope,
+-- per span), and what a span needs from its attributes, events and links is computed in
+-- arrayMap over those arrays, which reads them in place.  arrayFlatten then gives one
+-- element per span and a single ARRAY JOIN makes the rows.  Three ARRAY JOINs of whole
+-- tuples copied every member of the decoded shape at each level (~15 KiB per span at
+-- 50k spans against ~8 KiB now, measured).  The WITH aliases below are expanded where
+-- they are used; each value's text is still computed once (the engine merges equal
+-- expressions).
 CREATE MATERIALIZED VIEW ${database}.spanledger_flatten_mv ${on_cluster}
 TO ${database}.spanledger_spans_ingest
 AS WITH
+    fromUnixTimestamp64Nano(toInt64(s_start)) AS Timestamp,
+    lower(hex(s_trace_id)) AS TraceId,
+    lower(hex(s_span_id)) AS SpanId,
+    lower(hex(s_parent)) AS ParentSpanId,
+    s_trace_state AS TraceState,
+    s_name AS SpanName,
+    ['Unspecified', 'Internal', 'Server', 'Client', 'Producer', 'Consumer'][least(greatest(s_kind, 0), 5) + 1] AS SpanKind,
+    scope.name AS ScopeName,
+    scope.version AS ScopeVersion,
+    -- the attribute map: keys, and each value's text cut to the limit
+    mapFromArrays(s_attrs.1, arrayMap(t -> substringUTF8(t, 1, ${max_attribute_length}), s_attrs.2)) AS sa,
+    toUInt32(s_attrs.3 + arrayCount(t -> lengthUTF8(t) > ${max_attribute_length}, s_attrs.2)) AS TruncatedAttributes,
+    s_end - s_start AS Duration,
+    ['Unset', 'Ok', 'Error'][least(greatest(s_code, 0), 2) + 1] AS StatusCode,
+    s_message AS StatusMessage,
+    s_events.1 AS `Events.Timestamp`,
+    s_events.2 AS `Events.Name`,
+    s_events.3 AS `Events.Attributes`,
+    s_events.4 AS TruncatedEvents,
+    s_links.1 AS `Links.TraceId`,
+    s_links.2 AS `Links.SpanId`,
+    s_links.3 AS `Links.TraceState`,
+    s_links.4 AS `Links.Attributes`,
+    tenant AS TenantId,
     -- tokens in every spelling we know; the first present wins
     coalesce(toUInt64OrNull(sa['gen_ai.usage.input_tokens']), toUInt64OrNull(sa['gen_ai.usage.prompt_tokens']),
              toUInt64OrNull(sa['llm.token_count.prompt']), toUInt64OrNull(sa['llm.usage.prompt_tokens']), 0) AS in_raw,
@@ -168,48 +211,46 @@ SELECT
     TruncatedAttributes, TruncatedEvents,
     -- the collector's number for this INSERT (see 040_ingest_batch.sql); 0 when it gave none
     toUInt64OrZero(extract(getSetting('log_comment'), 'spanledger_ingest_batch=([0-9]+)')) AS IngestBatch
-FROM
-(
-    -- the attribute map, built once from each value's text
-    SELECT *,
-        mapFromArrays(attr_keys, arrayMap(t -> substringUTF8(t, 1, ${max_attribute_length}), attr_texts)) AS sa,
-        toUInt32(attrs_over + arrayCount(t -> lengthUTF8(t) > ${max_attribute_length}, attr_texts)) AS TruncatedAttributes
-    FROM
-    (
-        -- one row per span; every attribute value stringified once
-        SELECT
-            fromUnixTimestamp64Nano(toInt64(s.start_time_unix_nano)) AS Timestamp,
-            lower(hex(s.trace_id)) AS TraceId,
-            lower(hex(s.span_id)) AS SpanId,
-            lower(hex(s.parent_span_id)) AS ParentSpanId,
-            s.trace_state AS TraceState,
-            s.name AS SpanName,
-            ['Unspecified', 'Internal', 'Server', 'Client', 'Producer', 'Consumer'][least(greatest(s.kind, 0), 5) + 1] AS SpanKind,
-            spanledger_attributes_to_map(rs.resource.attributes, ${max_attributes}, ${max_attribute_length}) AS ra,
-            ss.scope.name AS ScopeName,
-            ss.scope.version AS ScopeVersion,
-            arrayMap(a -> a.key, arraySlice(s.attributes, 1, ${max_attributes})) AS attr_keys,
-            arrayMap(a -> spanledger_anyvalue_to_string(a.value), arraySlice(s.attributes, 1, ${max_attributes})) AS attr_texts,
-            greatest(length(s.attributes) - ${max_attributes}, 0) AS attrs_over,
-            s.end_time_unix_nano - s.start_time_unix_nano AS Duration,
-            ['Unset', 'Ok', 'Error'][least(greatest(s.status.code, 0), 2) + 1] AS StatusCode,
-            s.status.message AS StatusMessage,
-            arrayMap(e -> fromUnixTimestamp64Nano(toInt64(e.time_unix_nano)), arraySlice(s.events, 1, ${max_events})) AS `Events.Timestamp`,
-            arrayMap(e -> e.name, arraySlice(s.events, 1, ${max_events})) AS `Events.Name`,
-            arrayMap(e -> ${stored_event_attributes}, arraySlice(s.events, 1, ${max_events})) AS `Events.Attributes`,
-            arrayMap(l -> lower(hex(l.trace_id)), arraySlice(s.links, 1, ${max_links})) AS `Links.TraceId`,
-            arrayMap(l -> lower(hex(l.span_id)), arraySlice(s.links, 1, ${max_links})) AS `Links.SpanId`,
-            arrayMap(l -> l.trace_state, arraySlice(s.links, 1, ${max_links})) AS `Links.TraceState`,
-            arrayMap(l -> spanledger_attributes_to_map(l.attributes, ${max_attributes}, ${max_attribute_length}),
-                     arraySlice(s.links, 1, ${max_links})) AS `Links.Attributes`,
-            tenant AS TenantId,
-            toUInt32(greatest(length(s.events) - ${max_events}, 0)) AS TruncatedEvents
-        FROM ${database}.spanledger_otlp_raw
-        ARRAY JOIN resource_spans AS rs
-        ARRAY JOIN rs.scope_spans AS ss
-        ARRAY JOIN ss.spans AS s
-    )
-);
+FROM ${database}.spanledger_otlp_raw
+ARRAY JOIN
+    arrayFlatten(resource_spans.scope_spans.spans.trace_id) AS s_trace_id,
+    arrayFlatten(resource_spans.scope_spans.spans.span_id) AS s_span_id,
+    arrayFlatten(resource_spans.scope_spans.spans.parent_span_id) AS s_parent,
+    arrayFlatten(resource_spans.scope_spans.spans.trace_state) AS s_trace_state,
+    arrayFlatten(resource_spans.scope_spans.spans.name) AS s_name,
+    arrayFlatten(resource_spans.scope_spans.spans.kind) AS s_kind,
+    arrayFlatten(resource_spans.scope_spans.spans.start_time_unix_nano) AS s_start,
+    arrayFlatten(resource_spans.scope_spans.spans.end_time_unix_nano) AS s_end,
+    arrayFlatten(resource_spans.scope_spans.spans.status.message) AS s_message,
+    arrayFlatten(resource_spans.scope_spans.spans.status.code) AS s_code,
+    -- per span, a tuple (flattening stops at it): keys, every value's text (uncut: the
+    -- truncation count needs the full length), and how many attributes were over the limit
+    arrayFlatten(arrayMap(r -> arrayMap(sc -> arrayMap(attrs -> (
+            arraySlice(attrs.key, 1, ${max_attributes}),
+            arraySlice(arrayMap(a -> spanledger_anyvalue_to_string(a.value), attrs), 1, ${max_attributes}),
+            greatest(length(attrs) - ${max_attributes}, 0)),
+        sc), r), resource_spans.scope_spans.spans.attributes)) AS s_attrs,
+    -- per span: the events' columns (the first max_events), and how many were dropped
+    arrayFlatten(arrayMap(r -> arrayMap(sc -> arrayMap(events -> (
+            arraySlice(arrayMap(t -> fromUnixTimestamp64Nano(toInt64(t)), events.time_unix_nano), 1, ${max_events}),
+            arraySlice(events.name, 1, ${max_events}),
+            arraySlice(arrayMap(e -> ${stored_event_attributes}, events), 1, ${max_events}),
+            toUInt32(greatest(length(events) - ${max_events}, 0))),
+        sc), r), resource_spans.scope_spans.spans.events)) AS s_events,
+    arrayFlatten(arrayMap(r -> arrayMap(sc -> arrayMap(links -> (
+            arraySlice(arrayMap(t -> lower(hex(t)), links.trace_id), 1, ${max_links}),
+            arraySlice(arrayMap(t -> lower(hex(t)), links.span_id), 1, ${max_links}),
+            arraySlice(links.trace_state, 1, ${max_links}),
+            arraySlice(arrayMap(a -> spanledger_attributes_to_map(a, ${max_attributes}, ${max_attribute_length}), links.attributes),
+                       1, ${max_links})),
+        sc), r), resource_spans.scope_spans.spans.links)) AS s_links,
+    -- the resource's map, built once per resource and repeated for each of its spans
+    arrayFlatten(arrayMap((attrs, kinds) -> arrayWithConstant(length(arrayFlatten(kinds)),
+            spanledger_attributes_to_map(attrs, ${max_attributes}, ${max_attribute_length})),
+        resource_spans.resource.attributes, resource_spans.scope_spans.spans.kind)) AS ra,
+    -- the scope (name, version), repeated for each of its spans
+    arrayFlatten(arrayMap((scopes, kinds) -> arrayMap((s, k) -> arrayWithConstant(length(k), s), scopes, kinds),
+        resource_spans.scope_spans.scope, resource_spans.scope_spans.spans.kind)) AS scope;
 
 -- Pricing: one hash lookup per span, then the formula of spanledger.pricing_rules
 -- (the SDK's cost_from_rates), which tests/collector/test_pricing_every_model.py
