@@ -42,12 +42,17 @@ def applied_versions(client, options: SchemaOptions) -> dict[int, str]:
     return {int(v): c for v, c in rows}
 
 
-def migrate(client, options: SchemaOptions) -> MigrationReport:
-    """Bring the store's schema up to date; safe to run any number of times."""
+def migrate(client, options: SchemaOptions, *, before: int | None = None) -> MigrationReport:
+    """Bring the store's schema up to date; safe to run any number of times.
+
+    ``before`` stops short of that version, leaving the store as an older release left it: what an
+    upgrade test starts from."""
     files = schema_files(options)
     done = applied_versions(client, options)
     applied = []
     for schema_file in files:
+        if before is not None and schema_file.version >= before:
+            continue
         if schema_file.version in done and (not schema_file.repeatable or done[schema_file.version] == schema_file.checksum):
             continue
         _apply(client, schema_file)

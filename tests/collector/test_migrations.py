@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from spanledger.collector.store import SchemaOptions, Store, StoreConfig, migrate
 from spanledger.collector.store.ddl import schema_files
-from spanledger.collector.store.migrations import _apply, applied_versions
+from spanledger.collector.store.migrations import applied_versions
 
 
 def _store(tmp_path, **options) -> Store:
@@ -46,12 +46,7 @@ def test_upgrade_from_previous_version(tmp_path):
     store = _store(tmp_path)
     try:
         files = schema_files(store.options)
-        old = [f for f in files if f.version <= 3]  # a store created before pricing tables existed
-        for schema_file in old:
-            _apply(store.writer, schema_file)
-            store.command("INSERT INTO spanledger.spanledger_schema_versions (Version, Name, Checksum) "
-                          "VALUES ({v:UInt32}, {n:String}, {c:String})",
-                          parameters={"v": schema_file.version, "n": schema_file.name, "c": schema_file.checksum})
+        migrate(store.writer, store.options, before=4)  # a store created before pricing tables existed
         store.command("INSERT INTO spanledger.otel_traces (Timestamp, TraceId, SpanId, SpanName) "
                       "VALUES (now64(9), 'aa', 'bb', 'kept')")
         report = migrate(store.writer, store.options)

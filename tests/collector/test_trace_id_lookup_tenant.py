@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from spanledger.collector.store import SchemaOptions, Store, StoreConfig, migrate
 from spanledger.collector.store.ddl import schema_files
-from spanledger.collector.store.migrations import _apply
 
 LOOKUP = "spanledger.otel_traces_trace_id_ts"
 
@@ -44,12 +43,7 @@ def test_fresh_store_lookup_has_the_exporter_columns_and_the_tenant(tmp_path):
 def test_upgrade_backfills_the_tenant_of_traces_stored_before(tmp_path):
     store = Store(StoreConfig(data_dir=tmp_path))
     try:
-        for schema_file in schema_files(store.options):
-            if schema_file.version < 60:
-                _apply(store.writer, schema_file)
-                store.command("INSERT INTO spanledger.spanledger_schema_versions (Version, Name, Checksum) "
-                              "VALUES ({v:UInt32}, {n:String}, {c:String})",
-                              parameters={"v": schema_file.version, "n": schema_file.name, "c": schema_file.checksum})
+        migrate(store.writer, store.options, before=60)  # the store as the release before left it
         _insert_spans(store, [("acme", "old1", "s1"), ("globex", "old2", "s2")])
         assert "TenantId" not in {r[0] for r in store.query(
             "SELECT name FROM system.columns WHERE database = 'spanledger' AND table = 'otel_traces_trace_id_ts'").result_rows}

@@ -10,8 +10,6 @@ import pytest
 from spanledger.collector.commands._reader import StoreReader
 from spanledger.collector.query import activities as q
 from spanledger.collector.store import Store, StoreConfig, migrate
-from spanledger.collector.store.ddl import schema_files
-from spanledger.collector.store.migrations import _apply
 
 TRACE = "0123456789abcdef0123456789abcdef"
 INSERT = ("INSERT INTO spanledger.otel_traces (Timestamp, TraceId, SpanId, ParentSpanId, SpanName, TenantId, "
@@ -70,12 +68,7 @@ def test_a_tenant_reads_only_its_own_spans_of_a_shared_trace_id(store, tmp_path)
 def test_upgrade_backfills_the_trace_rows_of_spans_stored_before(tmp_path):
     store = Store(StoreConfig(data_dir=tmp_path))
     try:
-        for schema_file in schema_files(store.options):
-            if schema_file.version < 70:
-                _apply(store.writer, schema_file)
-                store.command("INSERT INTO spanledger.spanledger_schema_versions (Version, Name, Checksum) "
-                              "VALUES ({v:UInt32}, {n:String}, {c:String})",
-                              parameters={"v": schema_file.version, "n": schema_file.name, "c": schema_file.checksum})
+        migrate(store.writer, store.options, before=70)  # the store as the release before left it
         _span(store, "00000000000000a1")
         _span(store, "00000000000000b2", parent="00000000000000a1")
         report = migrate(store.writer, store.options)
